@@ -1,0 +1,118 @@
+"""SPADEResBlock: the generator's residual block."""
+
+import keras
+from keras import ops
+
+from spade_tf.layers.conv2d import Conv2D
+from spade_tf.layers.spade import SPADE
+
+
+@keras.saving.register_keras_serializable(package="spade_tf")
+class SPADEResBlock(keras.layers.Layer):
+    """Residual block with SPADE before each conv (Park et al. 2019, fig. 4).
+
+    ``dx = conv_1(lrelu(norm_1(conv_0(lrelu(norm_0(x))))))``, ``fmiddle =
+    min(in, out)``; the shortcut is the identity, or when ``in != out``
+    ``conv_s(norm_s(x))`` (1x1, no bias, no activation). Spectral norm wraps
+    conv_0, conv_1 and conv_s only, as official (not the SPADE convs).
+    LeakyReLU slope 0.2.
+
+    Args:
+        in_channels: channels of x.
+        out_channels: channels of the output.
+        spade_hidden: SPADE embedding channels (128).
+        spade_kernel_size: 3 or 5.
+        norm: SPADE param-free norm, "syncbatch", "batch" or "instance".
+        spectral_norm: spectral-normalize conv_0, conv_1, conv_s.
+        kernel_initializer: conv initializer (default official Xavier 0.02).
+
+    Call args:
+        x: [B, H, W, in_channels]. segmap: [B, H', W', semantic_nc].
+        training: batch-norm and spectral-norm mode.
+
+    Returns:
+        [B, H, W, out_channels].
+
+    Reference: NVlabs/SPADE ``models/networks/architecture.py``.
+    """
+
+    def __init__(
+        self, in_channels, out_channels, spade_hidden=128, spade_kernel_size=3,
+        norm="syncbatch", spectral_norm=True, kernel_initializer=None, **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} is not valid; expected a positive int.")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.spade_hidden = spade_hidden
+        self.spade_kernel_size = spade_kernel_size
+        self.norm = norm
+        self.spectral_norm = spectral_norm
+        self.kernel_initializer = keras.initializers.get(kernel_initializer) if kernel_initializer else None
+        self.learned_shortcut = in_channels != out_channels
+        middle = min(in_channels, out_channels)
+
+        def spade(channels, name):
+            return SPADE(
+                channels, hidden=spade_hidden, kernel_size=spade_kernel_size,
+                norm=norm, kernel_initializer=self.kernel_initializer,
+                name=name, dtype=self.dtype_policy,
+            )
+
+        def conv(filters, kernel_size, name, use_bias=True):
+            return Conv2D(
+                filters, kernel_size, padding=kernel_size // 2, use_bias=use_bias,
+                spectral_norm=spectral_norm, kernel_initializer=self.kernel_initializer,
+                name=name, dtype=self.dtype_policy,
+            )
+
+        self.conv_0 = conv(middle, 3, "conv_0")
+        self.conv_1 = conv(out_channels, 3, "conv_1")
+        self.norm_0 = spade(in_channels, "norm_0")
+        self.norm_1 = spade(middle, "norm_1")
+        if self.learned_shortcut:
+            self.conv_s = conv(out_channels, 1, "conv_s", use_bias=False)
+            self.norm_s = spade(in_channels, "norm_s")
+
+    def build(self, x_shape, segmap_shape):
+        if x_shape[-1] != self.in_channels:
+            raise ValueError(
+                f"{self.name}: expected {self.in_channels} input channels, got shape {x_shape}."
+            )
+        middle_shape = (*x_shape[:-1], min(self.in_channels, self.out_channels))
+        self.norm_0.build(x_shape, segmap_shape)
+        self.conv_0.build(x_shape)
+        self.norm_1.build(middle_shape, segmap_shape)
+        self.conv_1.build(middle_shape)
+        if self.learned_shortcut:
+            self.norm_s.build(x_shape, segmap_shape)
+            self.conv_s.build(x_shape)
+
+    def call(self, x, segmap, training=None):
+        if self.learned_shortcut:
+            x_s = self.conv_s(self.norm_s(x, segmap, training=training), training=training)
+        else:
+            x_s = x
+        dx = self.conv_0(
+            ops.leaky_relu(self.norm_0(x, segmap, training=training), 0.2), training=training
+        )
+        dx = self.conv_1(
+            ops.leaky_relu(self.norm_1(dx, segmap, training=training), 0.2), training=training
+        )
+        return x_s + dx
+
+    def compute_output_shape(self, x_shape, segmap_shape):
+        return (*x_shape[:-1], self.out_channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            in_channels=self.in_channels, out_channels=self.out_channels,
+            spade_hidden=self.spade_hidden, spade_kernel_size=self.spade_kernel_size,
+            norm=self.norm, spectral_norm=self.spectral_norm,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer)
+            if self.kernel_initializer else None,
+        )
+        return config

@@ -1,0 +1,76 @@
+"""The SPADE generator."""
+
+import keras
+
+from spade_tf.layers import Conv2D, NearestResize, SPADEResBlock, Upsample2x, get_initializer
+from spade_tf.config import SPADEConfig
+
+
+def build_generator(config: SPADEConfig, name: str = "generator") -> keras.Model:
+    """Builds the SPADE generator of a config as a functional ``keras.Model``.
+
+    Inputs: ``"segmap"`` [B, H, W, semantic_nc] float one-hot label map (plus
+    the instance-edge channel), and with ``use_vae`` ``"latent"`` [B, z_dim].
+    Output: [B, H, W, 3] image in [-1, 1], ``(H, W) = config.image_size``.
+
+    Layer names follow NVlabs' state-dict keys (``fc``, ``head_0``,
+    ``G_middle_0/1``, ``up_0..4``, ``conv_img``) so checkpoints map by name.
+
+    Architecture (official ``SPADEGenerator``): from the latent (dense, 'fc')
+    or the label map nearest-resized to ``latent_size`` (3x3 conv, 'fc') at
+    16 ngf channels; head_0, up, G_middle_0, [up if more/most], G_middle_1,
+    then up + up_0..up_3 (16->8->4->2->1 ngf), [up + up_4 to ngf/2 if most];
+    LeakyReLU(0.2) -> 3x3 conv -> tanh.
+
+    Reference: NVlabs/SPADE ``models/networks/generator.py``.
+    """
+    c = config
+    nf = c.ngf
+    height, width = c.image_size
+    sh, sw = c.latent_size
+    init = get_initializer(c.init_type, c.init_variance)
+
+    def block(fin, fout, block_name):
+        return SPADEResBlock(
+            fin, fout, spade_hidden=c.spade_hidden, spade_kernel_size=c.spade_kernel_size,
+            norm=c.param_free_norm_G, spectral_norm=c.use_spectral_norm_G,
+            kernel_initializer=init, name=block_name,
+        )
+
+    segmap = keras.Input((height, width, c.semantic_nc), name="segmap")
+    inputs = {"segmap": segmap}
+    if c.use_vae:
+        latent = keras.Input((c.z_dim,), name="latent")
+        inputs["latent"] = latent
+        x = keras.layers.Dense(
+            16 * nf * sh * sw, kernel_initializer=init, name="fc"
+        )(latent)
+        # NHWC reshape; PyTorch views NCHW, so importing 'fc' permutes its
+        # output units (see the checkpoint importer).
+        x = keras.layers.Reshape((sh, sw, 16 * nf), name="fc_reshape")(x)
+    else:
+        x = NearestResize((sh, sw), name="segmap_downsample")(segmap)
+        x = Conv2D(16 * nf, 3, padding=1, kernel_initializer=init, name="fc")(x)
+
+    def up(x, i):
+        return Upsample2x(name=f"up{i}")(x)
+
+    x = block(16 * nf, 16 * nf, "head_0")(x, segmap)
+    x = up(x, 0)
+    x = block(16 * nf, 16 * nf, "G_middle_0")(x, segmap)
+    n_up = 1
+    if c.num_upsampling_layers in ("more", "most"):
+        x = up(x, n_up)
+        n_up += 1
+    x = block(16 * nf, 16 * nf, "G_middle_1")(x, segmap)
+    channels = [16 * nf, 8 * nf, 4 * nf, 2 * nf, 1 * nf]
+    if c.num_upsampling_layers == "most":
+        channels.append(nf // 2)
+    for i in range(len(channels) - 1):
+        x = up(x, n_up)
+        n_up += 1
+        x = block(channels[i], channels[i + 1], f"up_{i}")(x, segmap)
+    x = keras.layers.LeakyReLU(0.2, name="lrelu_img")(x)
+    x = Conv2D(3, 3, padding=1, kernel_initializer=init, name="conv_img")(x)
+    image = keras.layers.Activation("tanh", name="image", dtype="float32")(x)
+    return keras.Model(inputs, image, name=name)
