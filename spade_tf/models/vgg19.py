@@ -135,8 +135,9 @@ def load_torchvision_state_dict(vgg: VGG19Features, state: dict, source: str = "
     """Copies torchvision ``vgg19`` conv weights (OIHW) into ``vgg`` (HWIO)."""
     for conv, idx, channels in zip(vgg.convs, _TORCH_CONV_INDICES, _CHANNELS):
         wkey, bkey = f"features.{idx}.weight", f"features.{idx}.bias"
-        if wkey not in state or bkey not in state:
-            raise ValueError(f"{source}: missing key {wkey!r}; is this torchvision's vgg19?")
+        for key in (wkey, bkey):
+            if key not in state:
+                raise ValueError(f"{source}: missing key {key!r}; is this torchvision's vgg19?")
         w = np.asarray(state[wkey], dtype=np.float32)
         b = np.asarray(state[bkey], dtype=np.float32)
         expected = tuple(conv.kernel.shape)

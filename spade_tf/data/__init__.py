@@ -1,0 +1,1 @@
+"""Data: dataset layouts, tf.data pipelines and the built-in synthetic scenes."""

@@ -1,0 +1,137 @@
+import json
+
+import numpy as np
+import pytest
+import keras
+
+from spade_tf import build_generator, fold_spectral_norm, get_preset
+from helpers import keras_round_trip, one_hot_segmap, to_numpy
+
+
+def n_trainable(model):
+    return sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+
+
+def small(**overrides):
+    return get_preset("coco", **{"ngf": 4, "crop_size": 64, "spade_hidden": 8, **overrides})
+
+
+def test_ade20k_parameter_count_equals_official():
+    model = build_generator(get_preset("ade20k"))
+    assert n_trainable(model) == 96_492_483
+
+
+def test_parameter_count_formula_small_config():
+    # ngf=4, semantic_nc=184, hidden 8: count the official modules by hand.
+    cfg = small()
+    nf, s, h = 4, cfg.semantic_nc, 8
+
+    def spade(c):
+        return (9 * s * h + h) + 2 * (9 * h * c + c)
+
+    def block(fin, fout):
+        fm = min(fin, fout)
+        n = spade(fin) + spade(fm) + (9 * fin * fm + fm) + (9 * fm * fout + fout)
+        return n + (spade(fin) + fin * fout if fin != fout else 0)
+
+    expected = 9 * s * 16 * nf + 16 * nf  # fc
+    expected += 3 * block(16 * nf, 16 * nf)
+    expected += block(16 * nf, 8 * nf) + block(8 * nf, 4 * nf) + block(4 * nf, 2 * nf) + block(2 * nf, nf)
+    expected += 9 * nf * 3 + 3  # conv_img
+    assert n_trainable(build_generator(cfg)) == expected
+
+
+@pytest.mark.parametrize("mode, crop, aspect, size", [
+    ("normal", 64, 1.0, (64, 64)),
+    ("more", 128, 1.0, (128, 128)),
+    ("most", 128, 1.0, (128, 128)),
+    ("more", 128, 2.0, (64, 128)),
+    ("normal", 64, 0.5, (128, 64)),
+])
+def test_output_shapes_for_upsampling_modes_and_aspect_ratios(rng, mode, crop, aspect, size):
+    cfg = small(num_upsampling_layers=mode, crop_size=crop, aspect_ratio=aspect)
+    assert cfg.image_size == size
+    model = build_generator(cfg)
+    seg = one_hot_segmap(rng, 2, *size, cfg.semantic_nc)
+    image = to_numpy(model({"segmap": seg}))
+    assert image.shape == (2, *size, 3)
+    assert np.all(np.abs(image) <= 1.0) and np.isfinite(image).all()
+    names = [layer.name for layer in model.layers]
+    assert ("up_4" in names) == (mode == "most")
+
+
+def test_vae_generator_takes_a_latent(rng):
+    cfg = small(use_vae=True)
+    model = build_generator(cfg)
+    assert sorted(model.input.keys()) == ["latent", "segmap"]
+    seg = one_hot_segmap(rng, 3, 64, 64, cfg.semantic_nc)
+    z1 = rng.normal(size=(3, 256)).astype("float32")
+    out1 = to_numpy(model({"segmap": seg, "latent": z1}))
+    out2 = to_numpy(model({"segmap": seg, "latent": -z1}))
+    assert out1.shape == (3, 64, 64, 3)
+    assert np.abs(out1 - out2).max() > 1e-4  # the latent matters
+    assert tuple(model.get_layer("fc").kernel.shape) == (256, 16 * 4 * 2 * 2)
+
+
+def test_layer_names_follow_official_state_dict():
+    model = build_generator(small(num_upsampling_layers="most", crop_size=128))
+    names = {layer.name for layer in model.layers}
+    assert {"fc", "head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3", "up_4", "conv_img"} <= names
+    paths = {v.path for v in model.variables}
+    assert "head_0/norm_0/mlp_shared/kernel" in paths
+    assert "up_0/conv_s/u" in paths and "up_0/conv_s/v" in paths
+    assert "head_0/norm_0/param_free_norm/moving_mean" in paths
+
+
+def test_inference_is_deterministic_and_batch_independent(rng):
+    cfg = small()
+    model = build_generator(cfg)
+    seg = one_hot_segmap(rng, 2, 64, 64, cfg.semantic_nc)
+    a = to_numpy(model({"segmap": seg}, training=False))
+    b = to_numpy(model({"segmap": seg[1:]}, training=False))
+    np.testing.assert_allclose(a[1:], b, atol=1e-5)
+
+
+def test_generator_round_trips_through_keras_file(tmp_path, rng):
+    cfg = small(use_vae=True)
+    model = build_generator(cfg)
+    seg = one_hot_segmap(rng, 2, 64, 64, cfg.semantic_nc)
+    inputs = {"segmap": seg, "latent": rng.normal(size=(2, 256)).astype("float32")}
+    model(inputs, training=True)  # moves batch-norm statistics and u, v
+    loaded = keras_round_trip(model, tmp_path)
+    np.testing.assert_allclose(to_numpy(loaded(inputs)), to_numpy(model(inputs)), atol=1e-5)
+    # Same architecture (build shapes come back as lists instead of tuples).
+    assert json.loads(json.dumps(loaded.get_config())) == json.loads(json.dumps(model.get_config()))
+
+
+def test_fold_spectral_norm_keeps_inference_output(rng):
+    cfg = small()
+    model = build_generator(cfg)
+    seg = one_hot_segmap(rng, 2, 64, 64, cfg.semantic_nc)
+    for _ in range(2):
+        model({"segmap": seg}, training=True)
+    folded = fold_spectral_norm(model)
+    assert not any(v.path.endswith(("/u", "/v")) for v in folded.variables)
+    assert n_trainable(folded) == n_trainable(model)
+    np.testing.assert_allclose(
+        to_numpy(folded({"segmap": seg})), to_numpy(model({"segmap": seg})), atol=1e-5
+    )
+
+
+def test_one_fit_step_changes_weights(rng):
+    cfg = small(param_free_norm_G="batch")
+    model = build_generator(cfg)
+    seg = one_hot_segmap(rng, 2, 64, 64, cfg.semantic_nc)
+    target = rng.uniform(-1, 1, size=(2, 64, 64, 3)).astype("float32")
+    before = to_numpy(model.get_layer("conv_img").kernel)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mae")
+    history = model.fit({"segmap": seg}, target, epochs=1, batch_size=2, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert np.abs(to_numpy(model.get_layer("conv_img").kernel) - before).max() > 0
+
+
+def test_symbolic_call_gives_static_shape():
+    cfg = small()
+    model = build_generator(cfg)
+    out = model({"segmap": keras.Input((64, 64, cfg.semantic_nc))})
+    assert tuple(out.shape) == (None, 64, 64, 3)

@@ -1,0 +1,97 @@
+import json
+
+import pytest
+
+from spade_tf import PRESETS, SPADEConfig, get_preset
+
+
+@pytest.mark.parametrize(
+    "name, semantic_nc, image_size",
+    [
+        ("ade20k", 151, (256, 256)),
+        ("coco", 184, (256, 256)),
+        ("cityscapes", 36, (256, 512)),
+        ("custom", 13, (256, 256)),
+    ],
+)
+def test_presets_match_official_settings(name, semantic_nc, image_size):
+    cfg = get_preset(name)
+    assert cfg.preset == name
+    assert cfg.semantic_nc == semantic_nc
+    assert cfg.image_size == image_size
+
+
+def test_cityscapes_latent_size_and_upsampling():
+    cfg = get_preset("cityscapes")
+    assert cfg.num_upsampling_layers == "more"
+    assert cfg.latent_size == (4, 8)  # sw = 512 // 64, sh = round(8 / 2)
+    assert cfg.batch_size == 16
+
+
+def test_official_training_defaults():
+    cfg = get_preset("coco")
+    assert (cfg.ngf, cfg.ndf, cfg.num_D, cfg.n_layers_D, cfg.z_dim) == (64, 64, 2, 4, 256)
+    assert (cfg.lambda_feat, cfg.lambda_vgg, cfg.lambda_kld) == (10.0, 10.0, 0.05)
+    assert (cfg.lr, cfg.beta1, cfg.beta2, cfg.use_ttur) == (2e-4, 0.0, 0.9, True)
+    assert (cfg.gan_mode, cfg.init_type, cfg.init_variance) == ("hinge", "xavier", 0.02)
+    assert cfg.param_free_norm_G == "syncbatch"
+
+
+def test_overrides_are_applied_and_validated():
+    cfg = get_preset("coco", ngf=16, use_vae=True, crop_size=128)
+    assert (cfg.ngf, cfg.use_vae, cfg.crop_size) == (16, True, 128)
+    assert cfg.image_size == (128, 128)
+    assert cfg.latent_size == (4, 4)
+
+
+def test_unknown_preset_names_the_choices():
+    with pytest.raises(ValueError, match=r"Unknown preset 'imagenet'.*ade20k"):
+        get_preset("imagenet")
+
+
+def test_unknown_field_is_named_with_a_suggestion():
+    with pytest.raises(ValueError, match=r"Unknown config field 'ngff'.*'ngf'"):
+        get_preset("coco", ngff=16)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(num_upsampling_layers="many"), r"num_upsampling_layers='many'.*normal"),
+        (dict(crop_size=100), r"crop_size=100.*multiple of 32"),
+        (dict(ngf=0), r"ngf=0"),
+        (dict(ngf=1.5), r"ngf=1.5"),
+        (dict(use_vae="yes"), r"use_vae='yes'"),
+        (dict(gan_mode="wgan"), r"gan_mode='wgan'"),
+        (dict(spade_kernel_size=4), r"spade_kernel_size=4"),
+        (dict(param_free_norm_G="layer"), r"param_free_norm_G='layer'"),
+        (dict(aspect_ratio=100.0), r"aspect_ratio=100.0"),
+        (dict(label_nc=300), r"label_nc=300"),
+        (dict(lambda_vgg=-1.0), r"lambda_vgg=-1.0"),
+    ],
+)
+def test_bad_values_raise_naming_the_value(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        get_preset("coco", **overrides)
+
+
+def test_json_round_trip(tmp_path):
+    cfg = get_preset("cityscapes", ngf=32, use_vae=True)
+    path = tmp_path / "config.json"
+    cfg.to_json(path)
+    assert json.loads(path.read_text())["ngf"] == 32
+    assert SPADEConfig.from_json(path) == cfg
+
+
+def test_from_json_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        SPADEConfig.from_json(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json"):
+        SPADEConfig.from_json(bad)
+
+
+def test_every_preset_is_valid():
+    for name in PRESETS:
+        assert get_preset(name).semantic_nc > 0
