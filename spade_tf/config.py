@@ -260,6 +260,13 @@ def _validate(c: SPADEConfig) -> None:
             f"aspect_ratio={c.aspect_ratio} is not valid with crop_size="
             f"{c.crop_size}: the generated image would have no rows."
         )
+    if c.preprocess_mode in ("resize_and_crop", "scale_width_and_crop") and c.load_size < max(
+        round(c.crop_size / c.aspect_ratio), c.crop_size
+    ):
+        raise ValueError(
+            f"load_size={c.load_size} is not valid with crop_size={c.crop_size}: "
+            f"{c.preprocess_mode!r} crops from the resized image, so load_size >= crop size."
+        )
     if c.num_upsampling_layers == "most" and c.ngf < 2:
         raise ValueError(f"ngf={c.ngf} is not valid with 'most'; it needs ngf >= 2.")
     if not 0.0 <= c.beta1 < 1.0 or not 0.0 <= c.beta2 < 1.0:

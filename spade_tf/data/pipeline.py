@@ -1,0 +1,251 @@
+"""tf.data input pipelines, processing as NVlabs' loader does.
+
+Per pair: decode; resize (labels and instance maps nearest-neighbour, images
+bicubic) as ``preprocess_mode`` says; one random crop and one random flip
+applied alike to image, label and instance map; image to [-1, 1]; label ids to
+one-hot channels (255 = don't care -> channel ``label_nc``) plus the
+instance-edge channel, all in the graph.
+
+Randomness is stateless, drawn from ``tf.data.Dataset.random(seed)`` zipped
+with the files, so a given seed gives the same crops and flips whatever the
+parallelism.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from spade_tf.config import SPADEConfig
+from spade_tf.data import synthetic
+from spade_tf.data.layouts import DatasetFiles
+
+AUTOTUNE = tf.data.AUTOTUNE
+SYNTHETIC_VAL_FIRST_SEED = 1_000_000
+
+
+def edge_map(instance):
+    """Instance edges: 1 where a pixel's id differs from a 4-neighbour's.
+
+    As official ``get_edges``: both pixels of a differing horizontal or
+    vertical pair are edges. ``instance`` is [..., H, W]; returns float32.
+    """
+    t = instance
+    dx = tf.not_equal(t[..., :, 1:], t[..., :, :-1])
+    dy = tf.not_equal(t[..., 1:, :], t[..., :-1, :])
+    rank = len(t.shape)
+    pad_w = lambda left: [[0, 0]] * (rank - 1) + [[1, 0] if left else [0, 1]]  # noqa: E731
+    pad_h = lambda top: [[0, 0]] * (rank - 2) + [[1, 0] if top else [0, 1], [0, 0]]  # noqa: E731
+    edges = (
+        tf.pad(dx, pad_w(True)) | tf.pad(dx, pad_w(False))
+        | tf.pad(dy, pad_h(True)) | tf.pad(dy, pad_h(False))
+    )
+    return tf.cast(edges, tf.float32)
+
+
+def label_channels(label, label_nc: int, contain_dontcare_label: bool):
+    """Label ids -> channel indices: 255 (don't care) becomes ``label_nc``."""
+    label = tf.cast(label, tf.int32)
+    if contain_dontcare_label:
+        label = tf.where(tf.equal(label, 255), label_nc, label)
+    return label
+
+
+def make_segmap(label, instance, config: SPADEConfig):
+    """[..., H, W] label ids (+ instance ids) -> [..., H, W, semantic_nc] float32."""
+    ids = label_channels(label, config.label_nc, config.contain_dontcare_label)
+    depth = config.label_nc + int(config.contain_dontcare_label)
+    segmap = tf.one_hot(ids, depth, dtype=tf.float32)
+    if config.use_instance_map:
+        segmap = tf.concat([segmap, edge_map(instance)[..., None]], axis=-1)
+    return segmap
+
+
+def _resize_nearest(x, size):
+    return tf.image.resize(x, size, method="nearest")
+
+
+def _process(image, label, instance, rng_seed, config: SPADEConfig, training: bool):
+    """Resize, crop, flip, normalize one example. image [H,W,3] uint8, label/instance [H,W,1]."""
+    out_h, out_w = config.image_size
+    shape = tf.shape(label)
+    h, w = shape[0], shape[1]
+    mode = config.preprocess_mode
+    if mode == "resize_and_crop":
+        size = tf.constant([config.load_size, config.load_size])
+    elif mode == "scale_width_and_crop":
+        size = tf.stack([config.load_size * h // w, tf.constant(config.load_size)])
+    elif mode == "fixed":
+        size = tf.constant([out_h, out_w])
+    else:
+        size = None
+    image = tf.cast(image, tf.float32)
+    if size is not None:
+        # PIL-style antialiased bicubic for photos (torchvision Resize),
+        # nearest with pixel centres for ids (PIL NEAREST).
+        image = tf.clip_by_value(
+            tf.round(tf.image.resize(image, size, method="bicubic", antialias=True)), 0.0, 255.0
+        )
+        label = _resize_nearest(label, size)
+        if instance is not None:
+            instance = _resize_nearest(instance, size)
+    seeds = tf.random.experimental.stateless_split(rng_seed, 3)
+    cur = tf.shape(label)
+    if mode in ("resize_and_crop", "scale_width_and_crop"):
+        tf.debugging.assert_greater_equal(
+            cur[0], out_h, message=f"resized image is smaller than the crop height {out_h}")
+        if training:
+            y = tf.random.stateless_uniform([], seeds[0], 0, cur[0] - out_h + 1, dtype=tf.int32)
+            x = tf.random.stateless_uniform([], seeds[1], 0, cur[1] - out_w + 1, dtype=tf.int32)
+        else:
+            y, x = (cur[0] - out_h) // 2, (cur[1] - out_w) // 2
+        image = image[y:y + out_h, x:x + out_w]
+        label = label[y:y + out_h, x:x + out_w]
+        if instance is not None:
+            instance = instance[y:y + out_h, x:x + out_w]
+    if training and config.use_flip:
+        flip = tf.random.stateless_uniform([], seeds[2]) > 0.5
+        image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
+        label = tf.cond(flip, lambda: tf.reverse(label, [1]), lambda: label)
+        if instance is not None:
+            instance = tf.cond(flip, lambda: tf.reverse(instance, [1]), lambda: instance)
+    image = tf.ensure_shape(image / 127.5 - 1.0, [out_h, out_w, 3])
+    label = tf.ensure_shape(label[..., 0], [out_h, out_w])
+    if instance is not None:
+        instance = tf.ensure_shape(instance[..., 0], [out_h, out_w])
+    return image, label, instance
+
+
+def _decode_files(image_path, label_path, instance_path, config: SPADEConfig):
+    image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
+    label = tf.io.decode_png(tf.io.read_file(label_path), channels=1)
+    instance = None
+    if config.use_instance_map:
+        # 16-bit covers Cityscapes' instance ids; only equality matters.
+        instance = tf.io.decode_png(tf.io.read_file(instance_path), channels=1, dtype=tf.uint16)
+    top = config.label_nc - 1 + int(config.contain_dontcare_label)
+    ids = tf.cast(label, tf.int32)
+    valid = (ids <= top) | ((ids == 255) & config.contain_dontcare_label)
+    tf.debugging.Assert(
+        tf.reduce_all(valid),
+        ["Label map has ids out of range (expected <= ", top, " or 255 don't-care):", label_path,
+         "max id:", tf.reduce_max(ids)],
+    )
+    return image, label, instance
+
+
+def _finish(image, label, instance, config, one_hot):
+    example = {"image": image, "label": tf.cast(label, tf.int32)}
+    if one_hot:
+        example["segmap"] = make_segmap(label, instance, config)
+    elif instance is not None:
+        example["edges"] = edge_map(instance)
+    return example
+
+
+def build_dataset(
+    config: SPADEConfig,
+    files: DatasetFiles,
+    *,
+    training: bool,
+    batch_size: int,
+    seed: int = 0,
+    repeat: bool | None = None,
+    shuffle: bool | None = None,
+    drop_remainder: bool | None = None,
+    cache: bool | str = False,
+    deterministic: bool = True,
+    one_hot: bool = True,
+    input_context: tf.distribute.InputContext | None = None,
+    num_synthetic: int = 1000,
+) -> tf.data.Dataset:
+    """The input pipeline of one split.
+
+    Args:
+        config: model config (labels, sizes, preprocess mode, flip).
+        files: from ``find_files`` (ideally through ``validate_files``).
+        training: random crop and flip (else centre crop, no flip).
+        batch_size: per-replica batch size when ``input_context`` is given
+            (``distribute_datasets_from_function``), else the batch size.
+        seed: shuffling and augmentation seed.
+        repeat, shuffle, drop_remainder: default to ``training``.
+        cache: cache decoded files in memory (True) or in a file (a path).
+        deterministic: element order independent of thread timing.
+        one_hot: add ``"segmap"`` [B, H, W, semantic_nc]; otherwise add
+            ``"edges"`` [B, H, W] when instance maps are used.
+        input_context: shards the files per input pipeline (tf.distribute).
+        num_synthetic: scenes per epoch for the synthetic dataset.
+
+    Returns:
+        Dataset of dicts: ``"image"`` float32 [B, H, W, 3] in [-1, 1],
+        ``"label"`` int32 [B, H, W] ids as in the files, ``"segmap"``.
+    """
+    repeat = training if repeat is None else repeat
+    shuffle = training if shuffle is None else shuffle
+    drop_remainder = training if drop_remainder is None else drop_remainder
+    h, w = config.image_size
+
+    if files.mode == "synthetic":
+        first = 0 if training else SYNTHETIC_VAL_FIRST_SEED
+        ds = tf.data.Dataset.range(first, first + num_synthetic)
+        if input_context is not None:
+            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        if shuffle:
+            ds = ds.shuffle(num_synthetic, seed=seed, reshuffle_each_iteration=True)
+
+        def load(scene_seed):
+            labels, image = tf.numpy_function(
+                lambda s: synthetic.scene(int(s), h, w), [scene_seed], [tf.uint8, tf.uint8]
+            )
+            return tf.ensure_shape(image, [h, w, 3]), tf.ensure_shape(labels, [h, w])[..., None], None
+    else:
+        if not len(files):
+            raise ValueError("build_dataset: the file list is empty.")
+        columns = (list(files.images), list(files.labels))
+        if config.use_instance_map:
+            if len(files.instances) != len(files):
+                raise ValueError("build_dataset: the config uses instance maps but the files have none.")
+            columns += (list(files.instances),)
+        ds = tf.data.Dataset.from_tensor_slices(columns)
+        if input_context is not None:
+            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        if shuffle:
+            ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+
+        def load(*paths):
+            return _decode_files(paths[0], paths[1], paths[2] if len(paths) > 2 else None, config)
+
+    # Decode (and optionally cache) before the random augmentation.
+    ds = ds.map(lambda *x: _pack(*load(*x)), num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    if cache:
+        ds = ds.cache("" if cache is True else cache)
+    if repeat:
+        ds = ds.repeat()
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+
+    def augment(example, rng_seed):
+        image, label, instance = _process(
+            example["image"], example["label"], example.get("instance"), rng_seed, config, training
+        )
+        return _finish(image, label, instance, config, one_hot)
+
+    ds = ds.map(augment, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    ds = ds.with_options(options)
+    return ds.prefetch(AUTOTUNE)
+
+
+def _pack(image, label, instance):
+    example = {"image": image, "label": label}
+    if instance is not None:
+        example["instance"] = instance
+    return example
+
+
+def numpy_batches(dataset, count: int):
+    """First ``count`` batches as NumPy dicts (for tests and tools)."""
+    return [
+        {k: np.asarray(v) for k, v in batch.items()} for batch in dataset.take(count).as_numpy_iterator()
+    ]

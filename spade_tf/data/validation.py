@@ -1,0 +1,185 @@
+"""The validation pass: every file is read once before training starts.
+
+A bad pair is found here, with its file named, rather than as an opaque
+tf.data error hours into training. Checks: the files decode completely (a
+truncated or corrupt file fails), label maps are single-channel ids (not
+colour-coded RGB, not palette PNGs that tf.data would decode as colours),
+label ids are in range, images, labels and instance maps have the same size,
+and the preprocessing can produce the model's image size from it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import os
+
+import numpy as np
+from PIL import Image
+
+from spade_tf.config import SPADEConfig
+from spade_tf.data.layouts import DataError, DatasetFiles
+
+LABEL_MODES = ("L", "I;16", "I")
+MAX_LISTED = 20
+
+
+def valid_label_ids(label_nc: int, contain_dontcare_label: bool) -> str:
+    if contain_dontcare_label:
+        return f"0..{label_nc} or 255 (don't care)"
+    return f"0..{label_nc - 1}"
+
+
+def _open(path, what):
+    try:
+        image = Image.open(path)
+        image.load()  # decodes everything: truncated and corrupt files fail here
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} does not exist.") from None
+    except Exception as e:  # PIL raises many types for bad files
+        raise DataError(f"{what} {path} cannot be read ({type(e).__name__}: {e}).") from None
+    return image
+
+
+def check_pair(
+    image_path: str,
+    label_path: str,
+    instance_path: str | None,
+    config: SPADEConfig,
+) -> None:
+    """Checks one (image, label, instance) triple; raises ``DataError`` naming the file."""
+    label_nc, contain_dontcare_label = config.label_nc, config.contain_dontcare_label
+    image = _open(image_path, "Image")
+    if image.mode not in ("RGB", "L", "RGBA", "P", "LA"):
+        raise DataError(f"Image {image_path} has mode {image.mode}; expected RGB or grayscale.")
+    label = _open(label_path, "Label map")
+    if label.mode in ("RGB", "RGBA"):
+        raise DataError(
+            f"Label map {label_path} is colour-coded ({label.mode}); expected a single-channel "
+            "PNG of class ids. Convert the colours to ids first."
+        )
+    if label.mode not in LABEL_MODES:
+        extra = " (a palette PNG: tf.data decodes its colours, not its indices; save the indices as mode 'L')" if label.mode == "P" else ""
+        raise DataError(
+            f"Label map {label_path} has mode {label.mode}{extra}; expected an 8-bit grayscale "
+            "('L') PNG of class ids."
+        )
+    if image.size != label.size:
+        raise DataError(
+            f"Image {image_path} is {image.size[0]}x{image.size[1]} but its label map "
+            f"{label_path} is {label.size[0]}x{label.size[1]}; they must have the same size."
+        )
+    ids = np.unique(np.asarray(label))
+    top = label_nc - 1 + int(contain_dontcare_label)
+    bad = ids[(ids > top) & ~((ids == 255) & contain_dontcare_label)]
+    if bad.size:
+        raise DataError(
+            f"Label map {label_path} has ids {bad[:10].tolist()} out of range; expected "
+            f"{valid_label_ids(label_nc, contain_dontcare_label)} for label_nc={label_nc}."
+        )
+    if instance_path is not None:
+        instance = _open(instance_path, "Instance map")
+        if instance.mode not in LABEL_MODES:
+            raise DataError(f"Instance map {instance_path} has mode {instance.mode}; expected single-channel ids.")
+        if instance.size != label.size:
+            raise DataError(
+                f"Instance map {instance_path} is {instance.size[0]}x{instance.size[1]} but label "
+                f"map {label_path} is {label.size[0]}x{label.size[1]}."
+            )
+    w, h = label.size
+    out_h, out_w = config.image_size
+    if config.preprocess_mode == "none" and (h, w) != (out_h, out_w):
+        raise DataError(
+            f"Label map {label_path} is {w}x{h}; preprocess_mode 'none' needs every file to be "
+            f"exactly {out_w}x{out_h} (the model's image size)."
+        )
+    if config.preprocess_mode == "scale_width_and_crop" and config.load_size * h // w < out_h:
+        raise DataError(
+            f"Image {image_path} is {w}x{h}: scaled to width {config.load_size} it is "
+            f"{config.load_size * h // w} rows high, too few to crop {out_h} rows."
+        )
+
+
+def _signature(paths):
+    out = []
+    for path in paths:
+        if path:
+            st = os.stat(path)
+            out.append(f"{path}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(out)
+
+
+def validate_files(
+    files: DatasetFiles,
+    config: SPADEConfig,
+    skip_bad_pairs: bool = False,
+    cache_path: str | None = None,
+    num_workers: int | None = None,
+) -> DatasetFiles:
+    """Checks every pair; returns the files to use.
+
+    Args:
+        files: output of ``find_files``.
+        config: the model config (label ids, sizes, preprocess mode).
+        skip_bad_pairs: drop bad pairs with a warning listing them, instead
+            of raising.
+        cache_path: optional JSON file remembering pairs that passed (by path,
+            size and mtime), so a resumed run does not read them again.
+        num_workers: threads (default: CPU count).
+
+    Raises:
+        DataError: listing every bad pair (first 20) with the reason.
+    """
+    if files.mode == "synthetic":
+        return files
+    settings = json.dumps([
+        config.label_nc, config.contain_dontcare_label, config.preprocess_mode,
+        config.load_size, list(config.image_size),
+    ])
+    cached = set()
+    if cache_path and os.path.exists(cache_path):
+        try:
+            with open(cache_path) as f:
+                data = json.load(f)
+            if data.get("settings") == settings:
+                cached = set(data.get("passed", []))
+        except (OSError, ValueError):
+            cached = set()  # a damaged cache only costs a re-check
+    triples = [
+        (files.images[i], files.labels[i], files.instances[i] if files.instances else None)
+        for i in range(len(files))
+    ]
+
+    def check(triple):
+        sig = _signature(triple)
+        if sig in cached:
+            return sig, None
+        try:
+            check_pair(*triple, config)
+        except DataError as e:
+            return sig, str(e)
+        return sig, None
+
+    with concurrent.futures.ThreadPoolExecutor(num_workers or os.cpu_count()) as pool:
+        results = list(pool.map(check, triples))
+    problems = [(i, msg) for i, (_, msg) in enumerate(results) if msg]
+    if cache_path:
+        passed = sorted(sig for sig, msg in results if msg is None)
+        tmp = cache_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"settings": settings, "passed": passed}, f)
+        os.replace(tmp, cache_path)
+    if not problems:
+        return files
+    listed = "\n  ".join(msg for _, msg in problems[:MAX_LISTED])
+    more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+    summary = f"{len(problems)} of {len(files)} pairs are bad:\n  {listed}{more}"
+    if not skip_bad_pairs:
+        raise DataError(summary + "\n(skip_bad_pairs / --skip_bad_pairs drops them with a warning instead.)")
+    logging.warning("Skipping %s", summary)
+    bad = {i for i, _ in problems}
+    keep = [i for i in range(len(files)) if i not in bad]
+    if not keep:
+        raise DataError(f"Every pair is bad; nothing left to train on. {summary}")
+    return files.subset(keep)

@@ -1,0 +1,168 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from spade_tf import get_preset
+from spade_tf.data import find_files
+from spade_tf.data.pipeline import build_dataset, edge_map, make_segmap, numpy_batches
+from conftest import blocks, write_pair
+
+PALETTE = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 255, 255]], np.uint8)
+
+
+def numpy_edges(t):
+    """Official get_edges, in NumPy."""
+    e = np.zeros(t.shape, bool)
+    dx = t[:, 1:] != t[:, :-1]
+    dy = t[1:, :] != t[:-1, :]
+    e[:, 1:] |= dx
+    e[:, :-1] |= dx
+    e[1:, :] |= dy
+    e[:-1, :] |= dy
+    return e.astype(np.float32)
+
+
+def test_edge_map_matches_official_definition(rng):
+    inst = rng.integers(0, 4, size=(2, 13, 9)).astype(np.int32)
+    got = edge_map(tf.constant(inst)).numpy()
+    np.testing.assert_array_equal(got, np.stack([numpy_edges(t) for t in inst]))
+    np.testing.assert_array_equal(edge_map(tf.constant(inst[0])).numpy(), numpy_edges(inst[0]))
+
+
+def test_segmap_remaps_dontcare_and_adds_edges():
+    cfg = get_preset("coco", crop_size=32, load_size=32)
+    label = np.array([[0, 181, 255], [3, 3, 255]], np.int32)
+    inst = np.array([[1, 1, 2], [1, 1, 2]], np.int32)
+    seg = make_segmap(tf.constant(label), tf.constant(inst), cfg).numpy()
+    assert seg.shape == (2, 3, 184)
+    np.testing.assert_array_equal(seg[..., :183].argmax(-1), [[0, 181, 182], [3, 3, 182]])
+    np.testing.assert_array_equal(seg[..., :183].sum(-1), 1.0)
+    np.testing.assert_array_equal(seg[..., 183], [[0, 1, 1], [0, 1, 1]])
+
+
+def test_ade20k_ids_feed_channels_directly():
+    cfg = get_preset("ade20k")
+    label = np.array([[0, 1, 150]], np.int32)  # 0 = unknown, kept as channel 0
+    seg = make_segmap(tf.constant(label), None, cfg).numpy()
+    assert seg.shape == (1, 3, 151)
+    np.testing.assert_array_equal(seg.argmax(-1), [[0, 1, 150]])
+
+
+def colour_dataset(tmp_path, rng, n=4, h=40, w=48):
+    for i in range(n):
+        labels = blocks(rng, h, w, 6)
+        write_pair(tmp_path, f"s{i}", labels, image=PALETTE[labels], image_ext=".png",
+                   instance=blocks(rng, h, w, 3))
+    return find_files(str(tmp_path), use_instance_map=True)
+
+
+def test_crop_and_flip_are_identical_for_image_label_and_instance(tmp_path, rng):
+    # Images are the label colours, and load_size is the file size, so no
+    # resize blurs them: every pixel of a crop must still agree.
+    files = colour_dataset(tmp_path, rng, h=40, w=40)
+    cfg = get_preset("custom", label_nc=6, use_instance_map=True, crop_size=32, load_size=40)
+    ds = build_dataset(cfg, files, training=True, batch_size=4, seed=3)
+    sources = [np.array(Image.open(p)) for p in files.labels]
+    flipped = unflipped = 0
+    for batch in numpy_batches(ds, 4):
+        colours = np.round((batch["image"] + 1) * 127.5).astype(np.uint8)
+        np.testing.assert_array_equal(colours, PALETTE[batch["label"]])
+        for label, seg in zip(batch["label"], batch["segmap"]):
+            np.testing.assert_array_equal(seg[..., :6].argmax(-1), label)
+            for src in sources:
+                for y in range(9):
+                    for x in range(9):
+                        window = src[y:y + 32, x:x + 32]
+                        flipped += np.array_equal(window[:, ::-1], label) and not np.array_equal(window, label)
+                        unflipped += np.array_equal(window, label)
+    assert flipped > 0 and unflipped > 0  # every example is a real crop, some flipped
+
+
+def test_label_resize_is_nearest_like_pil(tmp_path, rng):
+    files = colour_dataset(tmp_path, rng, n=2, h=50, w=70)
+    cfg = get_preset("custom", label_nc=6, crop_size=32, preprocess_mode="fixed", use_instance_map=False)
+    batch = numpy_batches(build_dataset(cfg, files, training=False, batch_size=2), 1)[0]
+    for label, path in zip(batch["label"], files.labels):
+        expected = np.array(Image.open(path).resize((32, 32), Image.NEAREST))
+        np.testing.assert_array_equal(label, expected)
+        assert set(np.unique(label)) <= set(np.unique(np.array(Image.open(path))))
+
+
+def test_image_resize_is_close_to_pil_bicubic(tmp_path, rng):
+    for i in range(2):
+        image = (rng.uniform(size=(1, 1, 3)) * 255 * np.linspace(0, 1, 90)[:, None, None]
+                 * np.linspace(0.2, 1, 120)[None, :, None]).astype(np.uint8)
+        write_pair(tmp_path, f"g{i}", np.zeros((90, 120), np.uint8), image=image, image_ext=".png")
+    files = find_files(str(tmp_path))
+    cfg = get_preset("custom", label_nc=6, crop_size=64, preprocess_mode="fixed", use_instance_map=False)
+    batch = numpy_batches(build_dataset(cfg, files, training=False, batch_size=2), 1)[0]
+    for image, path in zip(batch["image"], files.images):
+        expected = np.array(Image.open(path).resize((64, 64), Image.BICUBIC)).astype(np.float32)
+        got = (image + 1) * 127.5
+        assert np.abs(got - expected).mean() < 1.0 and np.abs(got - expected).max() <= 8
+
+
+def test_coco_sample_batches(coco_mini):
+    cfg = get_preset("coco", crop_size=128, load_size=143)
+    files = find_files(coco_mini, use_instance_map=True)
+    batch = numpy_batches(build_dataset(cfg, files, training=True, batch_size=3), 1)[0]
+    assert batch["segmap"].shape == (3, 128, 128, 184)
+    assert batch["image"].shape == (3, 128, 128, 3)
+    assert -1.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+    np.testing.assert_array_equal(batch["segmap"][..., :183].sum(-1), 1.0)
+    edges = batch["segmap"][..., 183]
+    assert 0 < edges.mean() < 0.5
+    ids = set(np.unique(batch["label"]))
+    assert ids <= set(range(182)) | {255}
+
+
+def test_same_seed_same_batches_other_seed_differs(tmp_path, rng):
+    files = colour_dataset(tmp_path, rng)
+    cfg = get_preset("custom", label_nc=6, use_instance_map=True, crop_size=32, load_size=36)
+    run = lambda seed: numpy_batches(build_dataset(cfg, files, training=True, batch_size=2, seed=seed), 3)  # noqa
+    a, b, c = run(1), run(1), run(2)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x["image"], y["image"])
+    assert any(not np.array_equal(x["image"], z["image"]) for x, z in zip(a, c))
+
+
+def test_eval_pipeline_is_finite_and_ordered(tmp_path, rng):
+    files = colour_dataset(tmp_path, rng, n=3)
+    cfg = get_preset("custom", label_nc=6, use_instance_map=True, crop_size=32, load_size=36)
+    batches = numpy_batches(build_dataset(cfg, files, training=False, batch_size=2), 5)
+    assert [len(b["image"]) for b in batches] == [2, 1]  # no repeat, remainder kept
+    first = np.array(Image.open(files.labels[0]).resize((36, 36), Image.NEAREST))[2:34, 2:34]
+    np.testing.assert_array_equal(batches[0]["label"][0], first)  # centre crop, file order
+
+
+def test_sharding_splits_files_between_pipelines(tmp_path, rng):
+    files = colour_dataset(tmp_path, rng, n=4)
+    cfg = get_preset("custom", label_nc=6, use_instance_map=True, crop_size=32, load_size=36)
+    seen = []
+    for i in range(2):
+        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i, num_replicas_in_sync=2)
+        ds = build_dataset(cfg, files, training=False, batch_size=4, input_context=ctx)
+        seen.append(numpy_batches(ds, 1)[0]["label"])
+    assert len(seen[0]) == len(seen[1]) == 2
+    assert not any(np.array_equal(a, b) for a in seen[0] for b in seen[1])
+
+
+def test_out_of_range_label_fails_in_graph_naming_the_file(tmp_path, rng):
+    write_pair(tmp_path, "bad", np.full((36, 36), 9, np.uint8))
+    files = find_files(str(tmp_path))
+    cfg = get_preset("custom", label_nc=6, crop_size=32, load_size=36)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)out of range.*bad.png"):
+        numpy_batches(build_dataset(cfg, files, training=False, batch_size=1), 1)
+
+
+def test_synthetic_dataset_batches():
+    cfg = get_preset("synthetic")
+    ds = build_dataset(cfg, find_files(dataset_mode="synthetic"), training=True, batch_size=4, num_synthetic=8)
+    batches = numpy_batches(ds, 3)  # repeats past 8 scenes
+    assert batches[0]["segmap"].shape == (4, 64, 64, 8)
+    assert batches[0]["label"].max() < 8
+    val = numpy_batches(build_dataset(cfg, find_files(dataset_mode="synthetic"), training=False,
+                                      batch_size=4, num_synthetic=4), 3)
+    assert len(val) == 1
+    assert not np.array_equal(val[0]["label"], batches[0]["label"])
