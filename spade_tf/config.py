@@ -77,9 +77,11 @@ class SPADEConfig:
     # --- Optimisation -----------------------------------------------------
     batch_size: int = 1
     lr: float = 2e-4
-    beta1: float = 0.0
-    beta2: float = 0.9
-    use_ttur: bool = True  # G lr / 2, D lr * 2; without it Adam(0.5, 0.999)
+    # Adam betas; None = the official default for the TTUR setting:
+    # (0.0, 0.9) with TTUR, (0.5, 0.999) without.
+    beta1: float | None = None
+    beta2: float | None = None
+    use_ttur: bool = True  # G lr / 2, D lr * 2
     niter: int = 50
     niter_decay: int = 0
     D_steps_per_G: int = 1
@@ -117,6 +119,19 @@ class SPADEConfig:
         sh, sw = self.latent_size
         scale = 2**self.num_up_layers
         return sh * scale, sw * scale
+
+    @property
+    def adam_betas(self) -> tuple[float, float]:
+        default = (0.0, 0.9) if self.use_ttur else (0.5, 0.999)
+        return (
+            default[0] if self.beta1 is None else self.beta1,
+            default[1] if self.beta2 is None else self.beta2,
+        )
+
+    @property
+    def learning_rates(self) -> tuple[float, float]:
+        """(generator, discriminator) initial learning rates (TTUR: lr/2, lr*2)."""
+        return (self.lr / 2, self.lr * 2) if self.use_ttur else (self.lr, self.lr)
 
     @property
     def dontcare_id(self) -> int:
@@ -269,8 +284,10 @@ def _validate(c: SPADEConfig) -> None:
         )
     if c.num_upsampling_layers == "most" and c.ngf < 2:
         raise ValueError(f"ngf={c.ngf} is not valid with 'most'; it needs ngf >= 2.")
-    if not 0.0 <= c.beta1 < 1.0 or not 0.0 <= c.beta2 < 1.0:
-        raise ValueError(f"beta1={c.beta1}, beta2={c.beta2} are not valid; expected [0, 1).")
+    for name in ("beta1", "beta2"):
+        value = getattr(c, name)
+        if value is not None and (isinstance(value, bool) or not 0.0 <= value < 1.0):
+            raise ValueError(f"{name}={value!r} is not valid; expected a number in [0, 1) or None.")
     for name in ("lambda_feat", "lambda_vgg", "lambda_kld"):
         if getattr(c, name) < 0:
             raise ValueError(f"{name}={getattr(c, name)} is not valid; expected >= 0.")

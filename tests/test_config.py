@@ -32,7 +32,11 @@ def test_official_training_defaults():
     cfg = get_preset("coco")
     assert (cfg.ngf, cfg.ndf, cfg.num_D, cfg.n_layers_D, cfg.z_dim) == (64, 64, 2, 4, 256)
     assert (cfg.lambda_feat, cfg.lambda_vgg, cfg.lambda_kld) == (10.0, 10.0, 0.05)
-    assert (cfg.lr, cfg.beta1, cfg.beta2, cfg.use_ttur) == (2e-4, 0.0, 0.9, True)
+    assert (cfg.lr, cfg.adam_betas, cfg.use_ttur) == (2e-4, (0.0, 0.9), True)
+    assert cfg.learning_rates == (1e-4, 4e-4)
+    no_ttur = get_preset("coco", use_ttur=False)
+    assert no_ttur.adam_betas == (0.5, 0.999) and no_ttur.learning_rates == (2e-4, 2e-4)
+    assert get_preset("coco", use_ttur=False, beta1=0.1).adam_betas == (0.1, 0.999)
     assert (cfg.gan_mode, cfg.init_type, cfg.init_variance) == ("hinge", "xavier", 0.02)
     assert cfg.param_free_norm_G == "syncbatch"
 
@@ -68,6 +72,8 @@ def test_unknown_field_is_named_with_a_suggestion():
         (dict(aspect_ratio=100.0), r"aspect_ratio=100.0"),
         (dict(label_nc=300), r"label_nc=300"),
         (dict(lambda_vgg=-1.0), r"lambda_vgg=-1.0"),
+        (dict(beta2=1.5), r"beta2=1.5"),
+        (dict(load_size=200), r"load_size=200.*load_size >= crop size"),
     ],
 )
 def test_bad_values_raise_naming_the_value(overrides, message):

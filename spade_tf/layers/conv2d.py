@@ -98,13 +98,15 @@ class Conv2D(keras.layers.Layer):
             def unit_normal(shape, dtype=None):
                 return _l2_normalize(keras.random.normal(shape, dtype=dtype), self.eps)
 
+            # "mean": under tf.distribute every replica computes the same
+            # update (same W, same u); mean keeps the mirrored copies equal.
             self.u = self.add_weight(
                 name="u", shape=(self.filters,), initializer=unit_normal,
-                trainable=False, autocast=False,
+                trainable=False, autocast=False, aggregation="mean",
             )
             self.v = self.add_weight(
                 name="v", shape=(k * k * in_channels,), initializer=unit_normal,
-                trainable=False, autocast=False,
+                trainable=False, autocast=False, aggregation="mean",
             )
 
     def _weight_matrix(self, kernel):

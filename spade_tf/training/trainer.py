@@ -1,0 +1,308 @@
+"""The training loop: data, GAN, tf.distribute, checkpoints, logs, samples.
+
+``train(config, options)`` is what ``train.py`` runs. Re-running it on the same
+workdir resumes from the latest checkpoint. A run killed at any moment loses
+at most the steps since its last checkpoint: TensorFlow writes a checkpoint's
+files before it atomically updates the ``checkpoint`` index file, so the index
+never names a partial checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import time
+
+import numpy as np
+import keras
+import tensorflow as tf
+
+from spade_tf.config import SPADEConfig
+from spade_tf.data import find_files, validate_files
+from spade_tf.data.layouts import DatasetFiles
+from spade_tf.data.pipeline import build_dataset
+from spade_tf.training.distribute import get_strategy, worker_info
+from spade_tf.training.gan import SPADEGAN, make_optimizers
+from spade_tf.utils.visualize import colorize, save_png, to_uint8
+
+MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+
+
+class ConfigMismatchError(ValueError):
+    """Resuming a workdir with a config that differs from the one it was started with."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """Settings of a run (the model's settings are in ``SPADEConfig``)."""
+
+    workdir: str = "runs/synthetic"
+    dataset_dir: str | None = None  # None: the built-in synthetic scenes
+    dataset_mode: str = "auto"
+    image_dir: str | None = None
+    label_dir: str | None = None
+    instance_dir: str | None = None
+    max_steps: int | None = None  # default: epochs * steps per epoch
+    epochs: int | None = None  # default: niter + niter_decay
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    sample_every: int = 500
+    seed: int = 0
+    mixed_precision: str = "none"
+    jit_compile: bool = False
+    skip_bad_pairs: bool = False
+    num_synthetic: int = 1000
+    verbose: bool = True
+
+    def __post_init__(self):
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(
+                f"mixed_precision={self.mixed_precision!r} is not valid; expected one of {list(MIXED_PRECISION)}."
+            )
+        for name in ("checkpoint_every", "keep_checkpoints", "log_every", "sample_every", "num_synthetic"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} is not valid; expected >= 1.")
+        for name in ("max_steps", "epochs"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name}={value} is not valid; expected >= 1.")
+
+
+def _atomic_write(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def check_or_write_config(config: SPADEConfig, workdir: str) -> bool:
+    """Writes ``<workdir>/config.json``, or checks it against ``config``.
+
+    Returns True when the workdir already had a config (a resume).
+
+    Raises:
+        ConfigMismatchError: listing every field that differs.
+    """
+    path = os.path.join(workdir, "config.json")
+    if os.path.exists(path):
+        saved = SPADEConfig.from_json(path)
+        diffs = [
+            f"{f.name}: {getattr(saved, f.name)!r} in {path}, {getattr(config, f.name)!r} now"
+            for f in dataclasses.fields(SPADEConfig)
+            if getattr(saved, f.name) != getattr(config, f.name)
+        ]
+        if diffs:
+            raise ConfigMismatchError(
+                f"Workdir {workdir} was trained with another config; refusing to resume:\n  "
+                + "\n  ".join(diffs)
+                + "\nUse a new --workdir, or the same settings as before."
+            )
+        return True
+    os.makedirs(workdir, exist_ok=True)
+    _atomic_write(path, config.to_json() + "\n")
+    return False
+
+
+def _files(options: TrainOptions, config: SPADEConfig, split: str) -> DatasetFiles:
+    if options.dataset_dir is None and options.image_dir is None:
+        return find_files(dataset_mode="synthetic")
+    return find_files(
+        options.dataset_dir, options.dataset_mode, split, config.use_instance_map,
+        options.image_dir if split == "train" else None,
+        options.label_dir if split == "train" else None,
+        options.instance_dir if split == "train" else None,
+    )
+
+
+def _sample_grid(model, batch, config):
+    """uint8 rows of colour-coded label | generated | real for a batch."""
+    inputs = {"segmap": batch["segmap"]}
+    if config.use_vae:
+        inputs["image"] = batch["image"]
+    fake = to_uint8(keras.ops.convert_to_numpy(model(inputs, training=False)))
+    rows = [
+        np.concatenate([colorize(label), f, to_uint8(real)], axis=1)
+        for label, f, real in zip(batch["label"], fake, batch["image"])
+    ]
+    return np.concatenate(rows, axis=0)
+
+
+def train(config: SPADEConfig, options: TrainOptions, strategy: tf.distribute.Strategy | None = None) -> dict:
+    """Trains (or resumes) a SPADE model; returns a summary dict.
+
+    Raises:
+        ConfigMismatchError, DataError, TrainingDivergedError.
+    """
+    log = print if options.verbose else (lambda *a, **k: None)
+    strategy = strategy or get_strategy()
+    is_chief, task_id = worker_info(strategy)
+    workdir = options.workdir
+    resumed = check_or_write_config(config, workdir) if is_chief else True
+    global_batch = config.batch_size
+    replicas = strategy.num_replicas_in_sync
+    if global_batch % replicas:
+        raise ValueError(f"batch_size={global_batch} is not divisible by the {replicas} replicas.")
+
+    files = _files(options, config, "train")
+    files = validate_files(
+        files, config, skip_bad_pairs=options.skip_bad_pairs,
+        cache_path=os.path.join(workdir, "validated_files.json") if is_chief else None,
+    )
+    examples = options.num_synthetic if files.mode == "synthetic" else len(files)
+    steps_per_epoch = max(1, math.ceil(examples / global_batch))
+    epochs = options.epochs or (config.niter + config.niter_decay)
+    max_steps = options.max_steps or epochs * steps_per_epoch
+    log(f"data: {files.mode}, {examples} examples, {steps_per_epoch} steps per epoch, "
+        f"{max_steps} steps, global batch {global_batch} on {replicas} replica(s)")
+
+    previous_policy = keras.config.dtype_policy()
+    if options.mixed_precision != "none":
+        keras.config.set_dtype_policy(options.mixed_precision)
+    try:
+        return _train(config, options, strategy, is_chief, task_id, resumed, files, steps_per_epoch,
+                      max_steps, log)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _train(config, options, strategy, is_chief, task_id, resumed, files, steps_per_epoch, max_steps, log):
+    workdir = options.workdir
+    global_batch = config.batch_size
+    with strategy.scope():
+        model = SPADEGAN(config)
+        g_opt, d_opt = make_optimizers(config, steps_per_epoch, options.mixed_precision == "mixed_float16")
+        model.compile(g_optimizer=g_opt, d_optimizer=d_opt)
+        model.build_optimizers()
+
+    tracked = dict(
+        generator=model.generator, discriminator=model.discriminator,
+        g_optimizer=model.g_optimizer, d_optimizer=model.d_optimizer, step=model.step,
+    )
+    if model.encoder is not None:
+        tracked.update(encoder=model.encoder, sampler_seed=model.sampler.seed_generator.state)
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if latest:
+        tf.train.Checkpoint(**tracked).read(latest).expect_partial().assert_existing_objects_matched()
+        log(f"resumed from step {int(model.step.numpy())} ({latest})")
+    elif resumed and is_chief:
+        log(f"{workdir} has a config but no checkpoint: starting from step 0")
+    start_step = int(model.step.numpy())
+
+    distributed = strategy.num_replicas_in_sync > 1 or isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    # The data iterator's position is checkpointed where tf.data can serialize
+    # it (files, one replica): a resume then sees exactly the batches it would
+    # have. Elsewhere (the synthetic scenes come from a py_function; distributed
+    # iterators) the stream restarts with a seed derived from the resumed step.
+    save_iterator = not distributed and files.mode != "synthetic"
+    seed = options.seed if save_iterator else options.seed + start_step
+
+    def dataset_fn(input_context):
+        return build_dataset(
+            config, files, training=True,
+            batch_size=input_context.get_per_replica_batch_size(global_batch),
+            seed=seed, input_context=input_context, num_synthetic=options.num_synthetic,
+        )
+
+    if distributed:
+        dataset = strategy.distribute_datasets_from_function(dataset_fn)
+    else:
+        dataset = dataset_fn(tf.distribute.InputContext())
+    iterator = iter(dataset)
+    if save_iterator:
+        tracked["data_iterator"] = iterator
+        if latest:
+            tf.train.Checkpoint(data_iterator=iterator).read(latest).expect_partial()
+    checkpoint = tf.train.Checkpoint(**tracked)
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    if not is_chief:  # other workers must save too, but somewhere temporary
+        ckpt_dir = os.path.join(workdir, "checkpoints", f"worker_tmp_{task_id}")
+    manager = tf.train.CheckpointManager(
+        checkpoint, ckpt_dir, max_to_keep=options.keep_checkpoints,
+        checkpoint_name="ckpt", step_counter=model.step,
+    )
+    if start_step >= max_steps:
+        log(f"already at step {start_step} >= max_steps {max_steps}: nothing to do")
+        return {"step": start_step, "resumed": bool(latest), "logs": {}}
+
+    def replica_step(batch):
+        return model.train_step(batch)
+
+    replica_fn = tf.function(replica_step, jit_compile=options.jit_compile) if options.jit_compile else replica_step
+
+    @tf.function
+    def train_step(it):
+        batch = next(it)
+        per_replica = strategy.run(replica_fn, args=(batch,))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in per_replica.items()}
+
+    writer = tf.summary.create_file_writer(os.path.join(workdir, "logs")) if is_chief else None
+    samples_dir = os.path.join(workdir, "samples")
+    sample_batch = None
+    if is_chief:
+        os.makedirs(samples_dir, exist_ok=True)
+        sample_ds = build_dataset(config, files, training=False, batch_size=min(4, global_batch),
+                                  num_synthetic=4)
+        sample_batch = next(iter(sample_ds))
+        sample_batch = {k: v.numpy() for k, v in sample_batch.items()}
+
+    progbar = keras.utils.Progbar(max_steps, stateful_metrics=list(model.trackers), verbose=1 if options.verbose else 0)
+    progbar.update(start_step)
+    last_saved = start_step if latest else None
+    step = start_step
+    window_start, window_steps = time.perf_counter(), 0
+    logs = {}
+    try:
+        while step < max_steps:
+            values = train_step(iterator)
+            logs = {k: float(v) for k, v in values.items()}
+            step = int(model.step.numpy())
+            window_steps += 1
+            bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+            if bad:
+                where = f"the last good checkpoint is ckpt-{last_saved}" if last_saved else "no checkpoint was saved yet"
+                raise TrainingDivergedError(
+                    f"Loss {', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}: training "
+                    f"stopped; nothing after the bad step was saved ({where} in {ckpt_dir})."
+                )
+            progbar.update(step, list(logs.items()))
+            if step % options.log_every == 0 or step == max_steps:
+                elapsed = time.perf_counter() - window_start
+                if writer is not None:
+                    with writer.as_default(step=step):
+                        for k, v in logs.items():
+                            tf.summary.scalar(f"loss/{k}", v)
+                        for name, opt in (("G", model.g_optimizer), ("D", model.d_optimizer)):
+                            tf.summary.scalar(f"learning_rate/{name}", float(opt.learning_rate))
+                        tf.summary.scalar("images_per_second", window_steps * global_batch / max(elapsed, 1e-9))
+                for tracker in model.trackers.values():
+                    tracker.reset_state()
+                window_start, window_steps = time.perf_counter(), 0
+            if is_chief and (step % options.sample_every == 0 or step == max_steps):
+                grid = _sample_grid(model, sample_batch, config)
+                save_png(grid, os.path.join(samples_dir, f"step_{step:08d}.png"))
+                with writer.as_default(step=step):
+                    tf.summary.image("label|generated|real", grid[None], max_outputs=1)
+            if step % options.checkpoint_every == 0 or step == max_steps:
+                manager.save(checkpoint_number=step)
+                last_saved = step
+    except KeyboardInterrupt:
+        if step != last_saved:
+            manager.save(checkpoint_number=step)
+            log(f"\ninterrupted: saved ckpt-{step}")
+        raise
+    finally:
+        if writer is not None:
+            writer.flush()
+        if not is_chief:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return {"step": step, "resumed": bool(latest), "logs": logs, "checkpoint": manager.latest_checkpoint}
