@@ -154,3 +154,14 @@ def build_discriminator(config: SPADEConfig, name: str = "discriminator") -> ker
         if i < c.num_D - 1:
             x = AvgPoolExcludePad(name=f"downsample_{i}")(x)
     return keras.Model({"segmap": segmap, "image": image}, outputs, name=name)
+
+
+def as_scales(predictions):
+    """Discriminator output as a list of scales, each a list of feature maps.
+
+    Keras unwraps a functional model's one-element output list, so with
+    ``num_D=1`` the model returns the scale's list of feature maps directly.
+    """
+    if predictions and not isinstance(predictions[0], (list, tuple)):
+        return [list(predictions)]
+    return [list(scale) for scale in predictions]

@@ -100,7 +100,8 @@ def build_vgg19(weights: str | None = None, input_shape=(None, None, 3)) -> VGG1
             * ``*.npz``: the same state dict saved with ``numpy.savez``
               (keys ``features.<i>.weight`` / ``.bias``, OIHW);
             * ``*.h5``: Keras' ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``
-              (Caffe weights; switches the input to Caffe preprocessing).
+              (Caffe weights; switches the input to Caffe preprocessing);
+            * ``"imagenet"``: downloads that Keras file (needs the network).
         input_shape: (H, W, 3) to build for.
 
     Raises:
@@ -110,6 +111,13 @@ def build_vgg19(weights: str | None = None, input_shape=(None, None, 3)) -> VGG1
         vgg = VGG19Features(name="vgg19")
         vgg.build((None, *input_shape))
         return vgg
+    if weights == "imagenet":  # Keras' download (Caffe weights); needs the network
+        weights = keras.utils.get_file(
+            "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            "https://storage.googleapis.com/tensorflow/keras-applications/vgg19/"
+            "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            cache_subdir="models",
+        )
     if not os.path.isfile(weights):
         raise FileNotFoundError(f"VGG19 weights file {weights} does not exist.")
     ext = os.path.splitext(weights)[1].lower()

@@ -11,6 +11,7 @@ from spade_tf import losses
 from spade_tf.config import SPADEConfig
 from spade_tf.data.pipeline import edge_map, make_segmap
 from spade_tf.layers import Reparameterize
+from spade_tf.models.discriminator import as_scales
 from spade_tf.models import build_discriminator, build_encoder, build_generator, build_vgg19
 from spade_tf.training.schedules import ConstantThenLinearDecay
 
@@ -151,10 +152,10 @@ class SPADEGAN(keras.Model):
     def discriminate(self, segmap, fake, real, training=True):
         """D on fake and real in one batch; returns (pred_fake, pred_real)."""
         fake = tf.cast(fake, real.dtype)
-        pred = self.discriminator(
+        pred = as_scales(self.discriminator(
             {"segmap": tf.concat([segmap, segmap], 0), "image": tf.concat([fake, real], 0)},
             training=training,
-        )
+        ))
         n = tf.shape(real)[0]
         return ([[t[:n] for t in scale] for scale in pred], [[t[n:] for t in scale] for scale in pred])
 

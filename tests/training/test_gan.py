@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spade_tf import get_preset
+from spade_tf.training import SPADEGAN, ConstantThenLinearDecay, make_optimizers, segmap_from_batch
+from helpers import one_hot_segmap
+
+
+def tiny(**overrides):
+    return get_preset("coco", **{
+        "ngf": 4, "ndf": 4, "crop_size": 32, "load_size": 32, "spade_hidden": 8, "z_dim": 8,
+        "use_vae": True, "use_vgg_loss": False, "batch_size": 2, **overrides})
+
+
+def batch(rng, cfg):
+    return {
+        "segmap": tf.constant(one_hot_segmap(rng, 2, 32, 32, cfg.semantic_nc)),
+        "image": tf.constant(rng.uniform(-1, 1, size=(2, 32, 32, 3)).astype("float32")),
+    }
+
+
+def snapshot(variables):
+    return [v.numpy().copy() for v in variables]
+
+
+def changed(before, variables):
+    return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables)]
+
+
+def test_generator_step_moves_g_and_e_only_and_discriminator_step_d_only(rng):
+    cfg = tiny()
+    model = SPADEGAN(cfg)
+    model.compile(steps_per_epoch=10)
+    data = batch(rng, cfg)
+    g_vars, d_vars = model.g_variables, model.d_variables
+    assert len(model.encoder.trainable_variables) > 0
+    g0, d0 = snapshot(g_vars), snapshot(d_vars)
+    terms = model.generator_step(data["segmap"], data["image"])
+    assert set(terms) == {"G_GAN", "G_GAN_Feat", "KLD"}
+    assert all(changed(g0, g_vars)), [v.path for v, c in zip(g_vars, changed(g0, g_vars)) if not c]
+    assert not any(changed(d0, d_vars))
+    g1, d1 = snapshot(g_vars), snapshot(d_vars)
+    terms = model.discriminator_step(data["segmap"], data["image"])
+    assert set(terms) == {"D_Fake", "D_real"}
+    unchanged = [v.path for v, c in zip(d_vars, changed(d1, d_vars)) if not c]
+    # The logits' bias can get an exactly zero gradient: while every logit is
+    # inside the hinge margin, the real term gives -1/N and the fake +1/N.
+    assert all(p.endswith("model4_conv/bias") for p in unchanged), unchanged
+    assert not any(changed(g1, g_vars))
+
+
+def test_train_step_logs_every_term_and_counts_steps(rng):
+    cfg = tiny(use_vgg_loss=True)
+    model = SPADEGAN(cfg)
+    model.compile(steps_per_epoch=10)
+    logs = model.train_step(batch(rng, cfg))
+    assert set(logs) == {"G_GAN", "G_GAN_Feat", "G_VGG", "KLD", "D_Fake", "D_real"}
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert int(model.step.numpy()) == 1
+
+
+def test_d_steps_per_g_skips_generator_steps(rng):
+    cfg = tiny(D_steps_per_G=2, use_vae=False)
+    model = SPADEGAN(cfg)
+    model.compile(steps_per_epoch=10)
+    data = batch(rng, cfg)
+    g0 = snapshot(model.g_variables)
+    model.train_step(data)  # step 0: G and D
+    g1 = snapshot(model.g_variables)
+    assert any(changed(g0, model.g_variables))
+    model.train_step(data)  # step 1: D only
+    assert not any(changed(g1, model.g_variables))
+
+
+def test_fit_runs_with_keras_progress_bar(rng):
+    cfg = tiny(use_vae=False)
+    model = SPADEGAN(cfg)
+    model.compile(steps_per_epoch=10)
+    data = batch(rng, cfg)
+    ds = tf.data.Dataset.from_tensors(data).repeat(2)
+    history = model.fit(ds, epochs=1, verbose=0)
+    assert set(history.history) == {"G_GAN", "G_GAN_Feat", "D_Fake", "D_real"}
+
+
+def test_segmap_from_label_ids_matches_pipeline_one_hot():
+    cfg = tiny()
+    label = tf.constant([[[0, 255], [181, 3]]], tf.int32)
+    inst = tf.constant([[[1, 1], [2, 2]]], tf.int32)
+    seg = segmap_from_batch({"label": label, "instance": inst}, cfg).numpy()
+    assert seg.shape == (1, 2, 2, 184)
+    np.testing.assert_array_equal(seg[0, ..., :183].argmax(-1), [[0, 182], [181, 3]])
+    np.testing.assert_array_equal(seg[0, ..., 183], [[1, 1], [1, 1]])
+
+
+def test_optimizers_follow_ttur_and_schedule():
+    cfg = tiny()
+    g, d = make_optimizers(cfg.replace(niter=2, niter_decay=4), steps_per_epoch=10)
+    assert (g.beta_1, g.beta_2) == (0.0, 0.9)
+    schedule = g.learning_rate if callable(g.learning_rate) else g._learning_rate
+    # Official: epochs 1..niter+1 at lr, then lr - lr/niter_decay per epoch.
+    expected = {0: 1e-4, 29: 1e-4, 30: 0.75e-4, 40: 0.5e-4, 60: 0.0, 100: 0.0}
+    for step, lr in expected.items():
+        np.testing.assert_allclose(float(g._learning_rate(step)), lr, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(float(d._learning_rate(0)), 4e-4, rtol=1e-6)
+    del schedule
+    with pytest.raises(ValueError, match="steps_per_epoch=0"):
+        ConstantThenLinearDecay(1e-4, 0, 1, 1)
