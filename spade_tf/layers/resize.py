@@ -73,9 +73,13 @@ class Upsample2x(keras.layers.Layer):
     Uses an image resize rather than ``UpSampling2D``: in TFLite the latter
     lowers to TILE, which the GPU delegate lacks, the former to one
     RESIZE_NEAREST_NEIGHBOR. For a factor of 2 both rules pick ``floor(i/2)``.
+    In training it repeats pixels instead (the same numbers): the gradient of
+    the resize op has no XLA CPU kernel, which would break ``jit_compile``.
     """
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
+        if training:
+            return ops.repeat(ops.repeat(inputs, 2, axis=1), 2, axis=2)
         h, w = inputs.shape[1], inputs.shape[2]
         if h is None or w is None:
             shape = ops.shape(inputs)

@@ -184,9 +184,11 @@ class SPADEGAN(keras.Model):
         }
 
     # ----------------------------------------------------------- training
-    def _apply(self, optimizer, loss, variables, tape):
-        grads = tape.gradient(optimizer.scale_loss(loss), variables)
-        optimizer.apply_gradients(zip(grads, variables))
+    def _apply(self, optimizer, scaled_loss, variables, tape):
+        # scaled_loss = optimizer.scale_loss(loss), computed under the tape;
+        # a LossScaleOptimizer unscales the gradients and skips non-finite ones.
+        grads = tape.gradient(scaled_loss, variables)
+        optimizer.apply(grads, variables)
 
     def generator_step(self, segmap, image):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -195,7 +197,8 @@ class SPADEGAN(keras.Model):
             total = sum(v for k, v in terms.items() if k != "KLD") / replicas
             if "KLD" in terms:
                 total = total + terms["KLD"]  # a sum over the batch: not divided
-        self._apply(self.g_optimizer, total, self.g_variables, tape)
+            scaled = self.g_optimizer.scale_loss(total)
+        self._apply(self.g_optimizer, scaled, self.g_variables, tape)
         if "KLD" in terms:
             terms["KLD"] = terms["KLD"] * replicas  # replica mean of this = global sum
         return terms
@@ -205,7 +208,8 @@ class SPADEGAN(keras.Model):
         with tf.GradientTape() as tape:
             terms = self.discriminator_losses(segmap, image, training=True)
             total = (terms["D_Fake"] + terms["D_real"]) / replicas
-        self._apply(self.d_optimizer, total, self.d_variables, tape)
+            scaled = self.d_optimizer.scale_loss(total)
+        self._apply(self.d_optimizer, scaled, self.d_variables, tape)
         return terms
 
     def train_step(self, data):

@@ -36,6 +36,7 @@ def test_upsample2x_matches_numpy_repeat(rng):
     x = rng.normal(size=(2, 3, 4, 5)).astype("float32")
     expected = np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)
     np.testing.assert_array_equal(to_numpy(Upsample2x()(x)), expected)
+    np.testing.assert_array_equal(to_numpy(Upsample2x()(x, training=True)), expected)
 
 
 def test_resize_rejects_bad_size():

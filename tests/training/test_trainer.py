@@ -111,3 +111,15 @@ def test_sigkill_mid_run_then_resume_reaches_max_steps(tmp_path):
     assert proc.returncode == 0, out[-3000:]
     assert f"resumed from step {last}" in out
     assert f"done: step {target}" in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision, jit", [("mixed_float16", False), ("mixed_bfloat16", False), ("none", True)])
+def test_mixed_precision_and_xla_steps_are_finite(tmp_path, precision, jit):
+    import keras
+
+    cfg = get_preset("synthetic", **TINY)
+    summary = train(cfg, options(tmp_path, max_steps=2, mixed_precision=precision, jit_compile=jit))
+    assert summary["step"] == 2
+    assert all(np.isfinite(v) for v in summary["logs"].values()), summary["logs"]
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
