@@ -46,7 +46,7 @@ OVERRIDE_FLAGS = ("batch_size", "crop_size", "load_size", "label_nc", "ngf", "nd
                   "num_upsampling_layers", "use_vae", "vgg_weights", "lr")
 
 
-def _parse_set(items, field_types):
+def _parse_set(items):
     import json
 
     out = {}
@@ -80,7 +80,7 @@ def main(argv):
             except DataError as e:
                 sys.exit(f"error: {e}")
     overrides = {k: getattr(FLAGS, k) for k in OVERRIDE_FLAGS if getattr(FLAGS, k) is not None}
-    overrides.update(_parse_set(FLAGS.set, None))
+    overrides.update(_parse_set(FLAGS.set))
     try:
         config = get_preset(preset, **overrides)
         options = TrainOptions(

@@ -217,24 +217,22 @@ class SPADEGAN(keras.Model):
         image = tf.cast(data["image"], tf.float32)
         k = self.config.D_steps_per_G
         if k == 1:
-            g_terms = self.generator_step(segmap, image)
+            g_terms, g_weight = self.generator_step(segmap, image), 1.0
         else:
+            ran_g = tf.equal(self.step % k, 0)
             names = [n for n in G_LOSSES if n in self.trackers]
             g_terms = tf.cond(
-                tf.equal(self.step % k, 0),
+                ran_g,
                 lambda: self.generator_step(segmap, image),
-                lambda: {n: tf.constant(float("nan")) for n in names},
+                lambda: {n: tf.constant(0.0) for n in names},
             )
+            g_weight = tf.cast(ran_g, tf.float32)  # G terms count only when G ran
         d_terms = self.discriminator_step(segmap, image)
         self.step.assign_add(1)
-        for name, value in {**g_terms, **d_terms}.items():
-            if k == 1 or name in D_LOSSES:
-                self.trackers[name].update_state(value)
-            else:  # G terms only count on steps that ran G
-                tf.cond(
-                    tf.math.is_nan(value), lambda: None,
-                    lambda v=value, n=name: self.trackers[n].update_state(v) and None,
-                )
+        for name, value in g_terms.items():
+            self.trackers[name].update_state(value, sample_weight=g_weight)
+        for name, value in d_terms.items():
+            self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def test_step(self, data):

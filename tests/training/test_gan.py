@@ -66,11 +66,14 @@ def test_d_steps_per_g_skips_generator_steps(rng):
     model.compile(steps_per_epoch=10)
     data = batch(rng, cfg)
     g0 = snapshot(model.g_variables)
-    model.train_step(data)  # step 0: G and D
+    logs0 = model.train_step(data)  # step 0: G and D
     g1 = snapshot(model.g_variables)
     assert any(changed(g0, model.g_variables))
-    model.train_step(data)  # step 1: D only
+    logs1 = model.train_step(data)  # step 1: D only
     assert not any(changed(g1, model.g_variables))
+    # The G trackers' means count only steps that ran G.
+    assert float(logs1["G_GAN"]) == float(logs0["G_GAN"])
+    assert float(logs1["D_real"]) != float(logs0["D_real"])
 
 
 def test_fit_runs_with_keras_progress_bar(rng):
