@@ -136,6 +136,30 @@ def _sample_grid(model, batch, config):
     return np.concatenate(rows, axis=0)
 
 
+def _data_record(options: TrainOptions) -> dict:
+    absolute = lambda p: os.path.abspath(p) if p else None  # noqa: E731
+    return dict(
+        dataset_dir=absolute(options.dataset_dir), dataset_mode=options.dataset_mode,
+        image_dir=absolute(options.image_dir), label_dir=absolute(options.label_dir),
+        instance_dir=absolute(options.instance_dir),
+    )
+
+
+def checkpoint_objects(model: SPADEGAN) -> dict:
+    """What a training checkpoint holds (the data iterator is added where possible).
+
+    Anything that writes a checkpoint ``train`` resumes from (the NVlabs
+    importer too) must save exactly these objects.
+    """
+    tracked = dict(
+        generator=model.generator, discriminator=model.discriminator,
+        g_optimizer=model.g_optimizer, d_optimizer=model.d_optimizer, step=model.step,
+    )
+    if model.encoder is not None:
+        tracked.update(encoder=model.encoder, sampler_seed=model.sampler.seed_generator.state)
+    return tracked
+
+
 def train(config: SPADEConfig, options: TrainOptions, strategy: tf.distribute.Strategy | None = None) -> dict:
     """Trains (or resumes) a SPADE model; returns a summary dict.
 
@@ -153,6 +177,8 @@ def train(config: SPADEConfig, options: TrainOptions, strategy: tf.distribute.St
         raise ValueError(f"batch_size={global_batch} is not divisible by the {replicas} replicas.")
 
     files = _files(options, config, "train")
+    if is_chief:  # where the data was, for export's int8 calibration and evaluation
+        _atomic_write(os.path.join(workdir, "data.json"), json.dumps(_data_record(options), indent=2))
     files = validate_files(
         files, config, skip_bad_pairs=options.skip_bad_pairs,
         cache_path=os.path.join(workdir, "validated_files.json") if is_chief else None,
@@ -183,12 +209,7 @@ def _train(config, options, strategy, is_chief, task_id, resumed, files, steps_p
         model.compile(g_optimizer=g_opt, d_optimizer=d_opt)
         model.build_optimizers()
 
-    tracked = dict(
-        generator=model.generator, discriminator=model.discriminator,
-        g_optimizer=model.g_optimizer, d_optimizer=model.d_optimizer, step=model.step,
-    )
-    if model.encoder is not None:
-        tracked.update(encoder=model.encoder, sampler_seed=model.sampler.seed_generator.state)
+    tracked = checkpoint_objects(model)
     latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
     if latest:
         tf.train.Checkpoint(**tracked).read(latest).expect_partial().assert_existing_objects_matched()
