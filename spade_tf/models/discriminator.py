@@ -56,6 +56,12 @@ class NLayerDiscriminator(keras.layers.Layer):
             self.norms.append(InstanceNorm(name=f"model{n}_norm", dtype=self.dtype_policy))
         self.convs.append(Conv2D(1, 4, strides=1, padding=2, name=f"model{n_layers}_conv", **common))
         self.norms.append(None)
+        # Keras 3 (TensorFlow backend) does not make the layers in a list
+        # attribute tf.train.Checkpoint dependencies: without these attributes
+        # a training checkpoint kept the conv weights only through the
+        # optimizer and lost the spectral-norm vectors u, v altogether.
+        for conv in self.convs:
+            setattr(self, conv.name, conv)
 
     def build(self, input_shape):
         shape = input_shape
