@@ -40,6 +40,12 @@ flags.DEFINE_bool("jit_compile", False, "XLA-compile the training step.")
 flags.DEFINE_bool("skip_bad_pairs", False, "Drop bad image/label pairs with a warning instead of failing.")
 flags.DEFINE_integer("seed", 0, "Data and augmentation seed.")
 flags.DEFINE_integer("num_synthetic", 1000, "Synthetic scenes per epoch.", lower_bound=1)
+flags.DEFINE_integer("eval_every", None, "Steps between FID/KID on a fixed validation subset (TensorBoard eval/*).",
+                     lower_bound=1)
+flags.DEFINE_integer("eval_images", 64, "Validation images in that subset.", lower_bound=2)
+flags.DEFINE_string("inception_weights", None,
+                    "InceptionV3 notop weights (.h5) or 'imagenet' for --eval_every; none = random weights "
+                    "(scores not comparable to published ones).")
 flags.DEFINE_multi_string("set", [], "Any other config field, as key=value (e.g. --set=lambda_vgg=5).")
 
 OVERRIDE_FLAGS = ("batch_size", "crop_size", "load_size", "label_nc", "ngf", "ndf",
@@ -92,6 +98,8 @@ def main(argv):
             log_every=FLAGS.log_every, sample_every=FLAGS.sample_every, seed=FLAGS.seed,
             mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
             skip_bad_pairs=FLAGS.skip_bad_pairs, num_synthetic=FLAGS.num_synthetic,
+            eval_every=FLAGS.eval_every, eval_images=FLAGS.eval_images,
+            inception_weights=FLAGS.inception_weights,
         )
         summary = train(config, options)
     except (ValueError, FileNotFoundError, ConfigMismatchError, TrainingDivergedError) as e:

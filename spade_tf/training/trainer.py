@@ -62,6 +62,10 @@ class TrainOptions:
     skip_bad_pairs: bool = False
     num_synthetic: int = 1000
     verbose: bool = True
+    # FID/KID on a fixed validation subset every eval_every steps (TensorBoard eval/*).
+    eval_every: int | None = None
+    eval_images: int = 64
+    inception_weights: str | None = None  # None: random InceptionV3 (warned; scores not comparable)
 
     def __post_init__(self):
         if self.mixed_precision not in MIXED_PRECISION:
@@ -71,7 +75,9 @@ class TrainOptions:
         for name in ("checkpoint_every", "keep_checkpoints", "log_every", "sample_every", "num_synthetic"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} is not valid; expected >= 1.")
-        for name in ("max_steps", "epochs"):
+        if self.eval_images < 2:
+            raise ValueError(f"eval_images={self.eval_images} is not valid; FID needs at least 2.")
+        for name in ("max_steps", "epochs", "eval_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name}={value} is not valid; expected >= 1.")
@@ -84,10 +90,11 @@ def _atomic_write(path, text):
     os.replace(tmp, path)
 
 
-def check_or_write_config(config: SPADEConfig, workdir: str) -> bool:
+def check_or_write_config(config: SPADEConfig, workdir: str, write: bool = True) -> bool:
     """Writes ``<workdir>/config.json``, or checks it against ``config``.
 
-    Returns True when the workdir already had a config (a resume).
+    Returns True when the workdir already had a config (a resume). With
+    ``write=False`` (the non-chief workers of a multi-worker run) only checks.
 
     Raises:
         ConfigMismatchError: listing every field that differs.
@@ -107,6 +114,8 @@ def check_or_write_config(config: SPADEConfig, workdir: str) -> bool:
                 + "\nUse a new --workdir, or the same settings as before."
             )
         return True
+    if not write:
+        return False
     os.makedirs(workdir, exist_ok=True)
     _atomic_write(path, config.to_json() + "\n")
     return False
@@ -145,6 +154,24 @@ def _data_record(options: TrainOptions) -> dict:
     )
 
 
+def _periodic_evaluator(options: TrainOptions, config: SPADEConfig, model: SPADEGAN):
+    """(evaluator, generate) for ``eval_every``: a fixed validation subset, InceptionV3."""
+    # Imported only when asked for: evaluation needs SciPy and builds InceptionV3.
+    from spade_tf.evaluation.periodic import PeriodicEvaluator, generate_with_model
+
+    if options.image_dir:
+        raise ValueError(
+            "eval_every needs a validation split, which --image_dir/--label_dir folders do not have; "
+            "use --dataset_dir (a layout with a val split) or leave eval_every unset."
+        )
+    files = validate_files(_files(options, config, "val"), config)
+    evaluator = PeriodicEvaluator(
+        config, files, options.eval_images, inception_weights=options.inception_weights,
+        batch_size=min(8, options.eval_images), seed=options.seed,
+    )
+    return evaluator, generate_with_model(model, config)
+
+
 def checkpoint_objects(model: SPADEGAN) -> dict:
     """What a training checkpoint holds (the data iterator is added where possible).
 
@@ -170,7 +197,9 @@ def train(config: SPADEConfig, options: TrainOptions, strategy: tf.distribute.St
     strategy = strategy or get_strategy()
     is_chief, task_id = worker_info(strategy)
     workdir = options.workdir
-    resumed = check_or_write_config(config, workdir) if is_chief else True
+    # Every worker checks, so that a mismatch stops them all with this error
+    # (not only the chief, leaving the others to fail in a collective op).
+    resumed = check_or_write_config(config, workdir, write=is_chief)
     global_batch = config.batch_size
     replicas = strategy.num_replicas_in_sync
     if global_batch % replicas:
@@ -275,6 +304,9 @@ def _train(config, options, strategy, is_chief, task_id, resumed, files, steps_p
                                   num_synthetic=4)
         sample_batch = next(iter(sample_ds))
         sample_batch = {k: v.numpy() for k, v in sample_batch.items()}
+    evaluator = generate = None
+    if is_chief and options.eval_every:
+        evaluator, generate = _periodic_evaluator(options, config, model)
 
     progbar = keras.utils.Progbar(max_steps, stateful_metrics=list(model.trackers), verbose=1 if options.verbose else 0)
     progbar.update(start_step)
@@ -313,6 +345,10 @@ def _train(config, options, strategy, is_chief, task_id, resumed, files, steps_p
                 save_png(grid, os.path.join(samples_dir, f"step_{step:08d}.png"))
                 with writer.as_default(step=step):
                     tf.summary.image("label|generated|real", grid[None], max_outputs=1)
+            if evaluator is not None and (step % options.eval_every == 0 or step == max_steps):
+                scores = evaluator(generate, step, writer)
+                log(f"\nstep {step}: FID {scores['fid']:.3f}, KID {scores['kid_mean']:.5f} on "
+                    f"{evaluator.num_images} validation images ({scores['seconds']:.0f} s)")
             if step % options.checkpoint_every == 0 or step == max_steps:
                 manager.save(checkpoint_number=step)
                 last_saved = step
@@ -326,4 +362,7 @@ def _train(config, options, strategy, is_chief, task_id, resumed, files, steps_p
             writer.flush()
         if not is_chief:
             shutil.rmtree(ckpt_dir, ignore_errors=True)
-    return {"step": step, "resumed": bool(latest), "logs": logs, "checkpoint": manager.latest_checkpoint}
+    checkpoint = manager.latest_checkpoint
+    if checkpoint and not is_chief:  # its own copy is deleted: name the chief's
+        checkpoint = os.path.join(workdir, "checkpoints", os.path.basename(checkpoint))
+    return {"step": step, "resumed": bool(latest), "logs": logs, "checkpoint": checkpoint}
