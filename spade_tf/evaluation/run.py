@@ -1,0 +1,209 @@
+"""The evaluation run behind ``evaluate.py``: synthesize the validation set, score it.
+
+``evaluate(options)`` loads a model with ``spade_tf.export.load_synthesizer``,
+generates an image for every validation label map, and writes to
+``options.out``:
+
+* ``report.json``: FID and KID between generated and real images (InceptionV3
+  pool features), mIoU and pixel accuracy of a segmenter on the generated
+  images (with ``segmenter``), the paper's figures for the preset, and
+  whether the Inception weights were real (random ones make FID/KID
+  incomparable to published numbers);
+* ``grid.png``: rows of colour-coded label | generated | real.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+
+import numpy as np
+import keras
+
+from spade_tf.data import DataError, find_files, validate_files
+from spade_tf.evaluation import metrics
+from spade_tf.evaluation.data import count_examples, validation_batches
+from spade_tf.evaluation.inception import RANDOM_WEIGHTS_WARNING, build_inception
+from spade_tf.evaluation.protocol import PAPER_RESULTS, segmentation_protocol
+from spade_tf.evaluation.segmenter import Segmenter
+from spade_tf.utils.visualize import colorize, save_png
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalOptions:
+    """Settings of an evaluation run (see ``evaluate.py`` for each flag)."""
+
+    model: str
+    out: str
+    dataset_dir: str | None = None  # None: where <model>/data.json says it trained
+    dataset_mode: str = "auto"
+    inception_weights: str | None = None  # None: random weights (loud warning)
+    segmenter: str | None = None
+    batch_size: int = 8
+    max_images: int | None = None
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    grid_images: int = 8
+    num_synthetic: int = 500  # validation scenes when evaluating on the synthetic data
+    seed: int = 0
+    verbose: bool = True
+
+    def __post_init__(self):
+        for name in ("batch_size", "kid_subsets", "kid_subset_size", "num_synthetic"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} is not valid; expected >= 1.")
+        if self.grid_images < 0:
+            raise ValueError(f"grid_images={self.grid_images} is not valid; expected >= 0.")
+        if self.max_images is not None and self.max_images < 2:
+            raise ValueError(f"max_images={self.max_images} is not valid; FID and KID need at least 2 images.")
+
+
+def resolve_files(options: EvalOptions, config):
+    """The validation files: ``dataset_dir``, or the data ``<model>/data.json`` records."""
+    dataset_dir, mode = options.dataset_dir, options.dataset_mode
+    if dataset_dir is None and mode != "synthetic":
+        record_path = os.path.join(options.model, "data.json")
+        if not os.path.isfile(record_path):
+            raise ValueError(
+                f"No --dataset_dir given and {options.model} has no data.json saying where it trained; "
+                "pass --dataset_dir=<dataset with a val split>."
+            )
+        with open(record_path) as f:
+            record = json.load(f)
+        if record.get("image_dir"):
+            raise ValueError(
+                f"{options.model} trained on --image_dir/--label_dir folders, which have no val split; "
+                "pass --dataset_dir=<folder with images/ and labels/ of validation pairs>."
+            )
+        dataset_dir = record.get("dataset_dir")
+        if dataset_dir is None:
+            mode = "synthetic"
+        elif mode == "auto":
+            mode = record.get("dataset_mode", "auto")
+    files = find_files(dataset_dir, mode, "val", config.use_instance_map)
+    return validate_files(files, config), dataset_dir
+
+
+def load_model(path: str):
+    from spade_tf.export import load_synthesizer  # the export package imports heavier modules
+
+    return load_synthesizer(path)
+
+
+def evaluate(options: EvalOptions, synthesizer=None, inception=None, segmenter=None) -> dict:
+    """Runs the evaluation; writes ``report.json`` and ``grid.png``; returns the report.
+
+    Args:
+        options: ``EvalOptions``.
+        synthesizer: an already loaded model (default: ``load_synthesizer(options.model)``):
+            ``.config`` and ``__call__(label, instance=None, seed=0) -> uint8 [B, H, W, 3]``.
+        inception: an ``InceptionFeatures`` (default: built from ``options.inception_weights``).
+        segmenter: a ``Segmenter`` (default: loaded from ``options.segmenter``, if given).
+
+    Raises:
+        DataError, FileNotFoundError, ValueError: naming the bad file or setting.
+    """
+    log = logging.info if not options.verbose else print
+    synthesizer = synthesizer if synthesizer is not None else load_model(options.model)
+    config = synthesizer.config
+    files, dataset_dir = resolve_files(options, config)
+    inception = inception if inception is not None else build_inception(options.inception_weights)
+    if segmenter is None and options.segmenter:
+        segmenter = Segmenter(options.segmenter)
+    protocol = segmentation_protocol(config) if segmenter is not None else None
+    confusion = metrics.ConfusionMatrix(protocol.num_classes) if protocol else None
+
+    total = count_examples(files, options.max_images, options.num_synthetic)
+    log(f"evaluating {options.model} on {total} {files.mode} validation images "
+        f"({config.image_size[0]}x{config.image_size[1]})")
+    os.makedirs(options.out, exist_ok=True)
+    progbar = keras.utils.Progbar(total, unit_name="image", verbose=1 if options.verbose else 0)
+    fake_features, real_features, grid_rows = [], [], []
+    seen, start = 0, time.perf_counter()
+    batches = validation_batches(config, files, options.batch_size, options.max_images, options.num_synthetic)
+    for index, batch in enumerate(batches):
+        label, real = batch["label"], batch["image"]
+        fake = np.asarray(synthesizer(label, batch.get("instance"), seed=options.seed + index))
+        if fake.dtype != np.uint8 or fake.shape != real.shape:
+            raise ValueError(
+                f"The synthesizer returned {fake.dtype} {fake.shape} for labels {label.shape}; expected "
+                f"uint8 {real.shape}."
+            )
+        fake_features.append(inception(fake))
+        real_features.append(inception(real))
+        if confusion is not None:
+            confusion.update(protocol.map_labels(label), segmenter(fake, size=label.shape[1:3]))
+        for i in range(min(len(label), options.grid_images - len(grid_rows))):
+            grid_rows.append(np.concatenate([colorize(label[i]), fake[i], real[i]], axis=1))
+        seen += len(label)
+        progbar.update(seen)
+    if seen < 2:
+        raise DataError(f"The validation split has {seen} image(s); FID and KID need at least 2.")
+    seconds = time.perf_counter() - start
+
+    fake_features = np.concatenate(fake_features)
+    real_features = np.concatenate(real_features)
+    kid_mean, kid_std = metrics.kid(
+        fake_features, real_features, options.kid_subsets, options.kid_subset_size, options.seed
+    )
+    warnings = []
+    if files.mode == "custom":
+        warnings.append(
+            "The custom layout has no val split: these are the images of --dataset_dir's images/ and "
+            "labels/ folders; point --dataset_dir at held-out pairs for a fair score."
+        )
+    if not inception.real_weights:
+        warnings.append(RANDOM_WEIGHTS_WARNING)
+    if seen <= real_features.shape[1]:
+        warnings.append(
+            f"{seen} images <= {real_features.shape[1]} feature dimensions: the covariances are singular "
+            "and FID is biased upward; compare only runs with the same number of images."
+        )
+    report = dict(
+        model=os.path.abspath(options.model),
+        step=_step(synthesizer),
+        preset=config.preset,
+        dataset_dir=os.path.abspath(dataset_dir) if dataset_dir else None,
+        dataset_mode=files.mode,
+        split="val",
+        num_images=seen,
+        image_size=list(config.image_size),
+        fid=metrics.fid(fake_features, real_features),
+        kid_mean=kid_mean,
+        kid_std=kid_std,
+        kid_subsets=options.kid_subsets,
+        kid_subset_size=min(options.kid_subset_size, seen),
+        inception_weights=inception.weights,
+        inception_real_weights=bool(inception.real_weights),
+        miou=None,
+        accuracy=None,
+        segmenter=os.path.abspath(options.segmenter) if options.segmenter else None,
+        paper=PAPER_RESULTS.get(config.preset),
+        seed=options.seed,
+        seconds=round(seconds, 1),
+        warnings=warnings,
+    )
+    if confusion is not None:
+        iou = confusion.iou()
+        report.update(
+            miou=100.0 * metrics.mean_iou(confusion),  # percent, as the paper reports
+            accuracy=100.0 * metrics.pixel_accuracy(confusion),
+            segmentation_protocol=protocol.description,
+            per_class_iou=[None if np.isnan(v) else float(v) for v in iou],
+        )
+    with open(os.path.join(options.out, "report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    if grid_rows:
+        save_png(np.concatenate(grid_rows, axis=0), os.path.join(options.out, "grid.png"))
+    for warning in warnings:
+        logging.warning(warning)
+    return report
+
+
+def _step(synthesizer):
+    step = getattr(synthesizer, "step", None)
+    return None if step is None else int(step)
