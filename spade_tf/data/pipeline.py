@@ -31,16 +31,17 @@ def edge_map(instance):
     vertical pair are edges. ``instance`` is [..., H, W]; returns float32.
     """
     t = instance
-    dx = tf.not_equal(t[..., :, 1:], t[..., :, :-1])
-    dy = tf.not_equal(t[..., 1:, :], t[..., :-1, :])
+    # Float arithmetic rather than boolean pads and ORs: TFLite's PAD has no
+    # bool kernel, and the exported graphs reuse this function.
+    dx = tf.cast(tf.not_equal(t[..., :, 1:], t[..., :, :-1]), tf.float32)
+    dy = tf.cast(tf.not_equal(t[..., 1:, :], t[..., :-1, :]), tf.float32)
     rank = len(t.shape)
     pad_w = lambda left: [[0, 0]] * (rank - 1) + [[1, 0] if left else [0, 1]]  # noqa: E731
     pad_h = lambda top: [[0, 0]] * (rank - 2) + [[1, 0] if top else [0, 1], [0, 0]]  # noqa: E731
-    edges = (
-        tf.pad(dx, pad_w(True)) | tf.pad(dx, pad_w(False))
-        | tf.pad(dy, pad_h(True)) | tf.pad(dy, pad_h(False))
+    return tf.maximum(
+        tf.maximum(tf.pad(dx, pad_w(True)), tf.pad(dx, pad_w(False))),
+        tf.maximum(tf.pad(dy, pad_h(True)), tf.pad(dy, pad_h(False))),
     )
-    return tf.cast(edges, tf.float32)
 
 
 def label_channels(label, label_nc: int, contain_dontcare_label: bool):
@@ -140,6 +141,7 @@ def _finish(image, label, instance, config, one_hot):
         example["segmap"] = make_segmap(label, instance, config)
     elif instance is not None:
         example["edges"] = edge_map(instance)
+        example["instance"] = tf.cast(instance, tf.int32)
     return example
 
 
@@ -172,7 +174,8 @@ def build_dataset(
         cache: cache decoded files in memory (True) or in a file (a path).
         deterministic: element order independent of thread timing.
         one_hot: add ``"segmap"`` [B, H, W, semantic_nc]; otherwise add
-            ``"edges"`` [B, H, W] when instance maps are used.
+            ``"edges"`` [B, H, W] float and ``"instance"`` [B, H, W] int32 ids
+            when instance maps are used.
         input_context: shards the files per input pipeline (tf.distribute).
         num_synthetic: scenes per epoch for the synthetic dataset.
 

@@ -1,0 +1,255 @@
+"""Writing the deployable artifacts of a generator.
+
+Layout (``export_model``)::
+
+    <export_dir>/serving/<version>/     SavedModel for TensorFlow Serving
+    <export_dir>/generator.keras        inference generator (Keras file)
+    <export_dir>/tflite/generator_{float32,float16,dynamic_range,int8}.tflite
+    <export_dir>/model_card.json, README.md
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+
+import keras
+import numpy as np
+
+from spade_tf.config import SPADEConfig
+from spade_tf.data import synthetic
+from spade_tf.export.serving import SynthesisModule
+from spade_tf.export.tflite import VARIANTS, convert
+from spade_tf.models import fold_spectral_norm
+
+from spade_tf.export.runtime import CONFIG_ASSET
+
+
+def next_version(serving_dir: str) -> int:
+    """1 + the largest integer version directory (1 when there is none)."""
+    versions = [int(d) for d in os.listdir(serving_dir) if d.isdigit()] if os.path.isdir(serving_dir) else []
+    return max(versions, default=0) + 1
+
+
+def _atomic_dir(final: str, write: Callable[[str], None]) -> None:
+    """Writes a directory next to ``final`` and renames it into place.
+
+    TensorFlow Serving polls ``serving/``: it must never see half a version.
+    """
+    parent = os.path.dirname(final)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    try:
+        write(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _atomic_file(final: str, data: bytes) -> None:
+    tmp = final + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, final)
+
+
+def export_model(
+    generator: keras.Model,
+    config: SPADEConfig,
+    export_dir: str,
+    *,
+    version: int | None = None,
+    step: int | None = None,
+    source: str | None = None,
+    calibration: Iterable[dict[str, np.ndarray]] | None = None,
+    calibration_source: str = "",
+    tflite_variants: Iterable[str] = VARIANTS,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Writes every artifact of ``generator``; returns a dict of their paths.
+
+    Args:
+        generator: a generator of ``config`` (spectral norm folded here).
+        config: its config.
+        export_dir: output directory (created).
+        version: serving version; default the next integer.
+        step: training steps, for the model card.
+        source: where the weights came from, for the model card.
+        calibration: examples ``{"label": int32 [H, W], "instance": ...}`` for
+            the int8 model (a few hundred label maps from the training data).
+        calibration_source: what ``calibration`` is, for the model card.
+        tflite_variants: which TFLite files to write.
+
+    Raises:
+        FileExistsError: ``serving/<version>`` exists already (nothing is
+            overwritten; pick another ``--version``).
+    """
+    tflite_variants = list(tflite_variants)
+    for variant in tflite_variants:
+        if variant not in VARIANTS:
+            raise ValueError(f"TFLite variant {variant!r} is not valid; expected some of {list(VARIANTS)}.")
+    serving_dir = os.path.join(export_dir, "serving")
+    version = next_version(serving_dir) if version is None else int(version)
+    if version < 1:
+        raise ValueError(f"version={version} is not valid; TensorFlow Serving versions are integers >= 1.")
+    version_dir = os.path.join(serving_dir, str(version))
+    if os.path.exists(version_dir):
+        raise FileExistsError(f"{version_dir} exists already; pass another --version (next free: "
+                              f"{next_version(serving_dir)}).")
+
+    folded = fold_spectral_norm(generator)
+    module = SynthesisModule(folded, config)
+    paths = {}
+
+    def write_serving(tmp):
+        module.save(tmp)
+        os.makedirs(os.path.join(tmp, os.path.dirname(CONFIG_ASSET)), exist_ok=True)
+        config.to_json(os.path.join(tmp, CONFIG_ASSET))
+
+    start = time.perf_counter()
+    _atomic_dir(version_dir, write_serving)
+    paths["serving"] = version_dir
+    log(f"wrote {version_dir} ({time.perf_counter() - start:.0f} s)")
+
+    keras_path = os.path.join(export_dir, "generator.keras")
+    tmp = os.path.join(export_dir, ".tmp-generator.keras")
+    folded.save(tmp)
+    os.replace(tmp, keras_path)
+    paths["keras"] = keras_path
+    log(f"wrote {keras_path}")
+
+    tflite_dir = os.path.join(export_dir, "tflite")
+    os.makedirs(tflite_dir, exist_ok=True)
+    calibration = list(calibration) if calibration is not None else None
+    for variant in tflite_variants:
+        representative = None
+        if variant == "int8":
+            if not calibration:
+                raise ValueError("The int8 TFLite model needs calibration label maps (none were given).")
+            representative = _representative(calibration, config)
+        start = time.perf_counter()
+        path = os.path.join(tflite_dir, f"generator_{variant}.tflite")
+        _atomic_file(path, convert(module, variant, representative))
+        paths[f"tflite_{variant}"] = path
+        log(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB, {time.perf_counter() - start:.0f} s)")
+
+    card = model_card(config, version=version, step=step, source=source,
+                      calibration_source=calibration_source if "int8" in tflite_variants else None,
+                      files={k: os.path.relpath(v, export_dir) for k, v in paths.items()})
+    _atomic_file(os.path.join(export_dir, "model_card.json"), (json.dumps(card, indent=2) + "\n").encode())
+    _atomic_file(os.path.join(export_dir, "README.md"), model_readme(card).encode())
+    paths["model_card"] = os.path.join(export_dir, "model_card.json")
+    return paths
+
+
+def _representative(examples: list[dict], config: SPADEConfig):
+    rng = np.random.default_rng(0)
+
+    def generate():
+        for example in examples:
+            inputs = [np.asarray(example["label"], np.int32)[None]]
+            if config.use_instance_map:
+                inputs.append(np.asarray(example["instance"], np.int32)[None])
+            if config.use_vae:
+                inputs.append(rng.standard_normal((1, config.z_dim)).astype(np.float32))
+            yield inputs
+
+    return generate
+
+
+def label_names(config: SPADEConfig) -> list[str] | None:
+    """Class names where this project knows them (the synthetic scenes)."""
+    if config.preset == "synthetic" and config.label_nc == len(synthetic.CLASS_NAMES):
+        return list(synthetic.CLASS_NAMES)
+    return None
+
+
+def model_card(config: SPADEConfig, *, version: int, step: int | None, source: str | None,
+               calibration_source: str | None, files: dict) -> dict:
+    h, w = config.image_size
+    inputs = {"label": f"int32 [batch, {h}, {w}] class ids"}
+    if config.use_instance_map:
+        inputs["instance"] = f"int32 [batch, {h}, {w}] instance ids (only equality matters)"
+    if config.use_vae:
+        inputs["seed"] = "int32 scalar (style sample; synthesize_latent takes 'latent' float32 [batch, z_dim])"
+    top = config.label_nc - 1
+    return {
+        "model": "SPADE generator (spade-tf)",
+        "preset": config.preset,
+        "label_nc": config.label_nc,
+        "valid_label_ids": f"0..{top + int(config.contain_dontcare_label)}"
+                           + (" or 255 (don't care)" if config.contain_dontcare_label else ""),
+        "label_names": label_names(config),
+        "use_instance_map": config.use_instance_map,
+        "use_vae": config.use_vae,
+        "image_size": [h, w],
+        "training_steps": step,
+        "source": source,
+        "serving_version": version,
+        "signature": {"name": "serving_default", "inputs": inputs,
+                      "outputs": {"image": f"uint8 [batch, {h}, {w}, 3] RGB"}},
+        "tflite": {"input_shape": [1, h, w], "int8_calibration": calibration_source,
+                   "note": "no input checks in TFLite graphs: ids out of range give all-zero one-hot rows"},
+        "files": files,
+        "config": config.to_dict(),
+    }
+
+
+def model_readme(card: dict) -> str:
+    h, w = card["image_size"]
+    names = card["signature"]["inputs"]
+    extra = ""
+    if "instance" in names:
+        extra += ", 'instance': np.zeros((1, H, W), int).tolist()"
+    if "seed" in names:
+        extra += ", 'seed': 0"
+    tflite_extra = ""
+    if "instance" in names:
+        tflite_extra += ", instance=np.zeros((1, H, W), np.int32)"
+    if card["use_vae"]:
+        tflite_extra += ", latent=np.random.standard_normal((1, z_dim)).astype(np.float32)"
+    return f"""# SPADE generator ({card['preset']}, {h}x{w})
+
+Exported by spade-tf from {card['source'] or 'a training checkpoint'}, after {card['training_steps']} training steps.
+Inputs: {json.dumps(names)}; valid ids {card['valid_label_ids']}. Output: `image` uint8 [batch, {h}, {w}, 3].
+Label names: {card['label_names'] or 'not recorded (see your dataset)'}.
+
+## TensorFlow Serving
+
+```sh
+docker run -p 8501:8501 -p 8500:8500 \\
+  -v "$PWD/serving:/models/spade" -e MODEL_NAME=spade tensorflow/serving
+```
+
+REST (`instances` holds one object per image; here one all-zeros label map):
+
+```sh
+python -c "import json, numpy as np; H, W = {h}, {w}; \\
+print(json.dumps({{'signature_name': 'serving_default', 'instances': [{{'label': np.zeros((H, W), int).tolist(){extra.replace('(1, H, W)', '(H, W)')}}}]}}))" > request.json
+curl -s -X POST -d @request.json http://localhost:8501/v1/models/spade:predict > response.json
+```
+
+The response is `{{"predictions": [[[[r, g, b], ...]]]}}`: uint8 values, [H][W][3] per image.
+Bad ids or shapes come back as HTTP 400 with the InvalidArgument message.
+
+## TFLite (LiteRT)
+
+```python
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+H, W = {h}, {w}
+runner = Interpreter(model_path="tflite/generator_float32.tflite").get_signature_runner()
+image = runner(label=np.zeros((1, H, W), np.int32){tflite_extra})["image"]  # uint8 [1, H, W, 3]
+```
+
+Variants: float32 (reference), float16 (half-size weights), dynamic_range (int8 weights),
+int8 (full integer; calibrated on {card['tflite']['int8_calibration'] or 'n/a'}).
+TFLite graphs do not check their inputs: validate ids before calling them.
+
+Full config: `model_card.json`.
+"""

@@ -1,0 +1,107 @@
+"""Loading a model for inference from an export dir, a SavedModel or a workdir."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from spade_tf.config import SPADEConfig
+from spade_tf.export.checkpoint import load_workdir
+from spade_tf.export.serving import SynthesisModule
+from spade_tf.models import fold_spectral_norm
+
+CONFIG_ASSET = os.path.join("assets.extra", "spade_config.json")
+
+
+class Synthesizer:
+    """Label ids in, uint8 images out, whatever the model was loaded from.
+
+    Attributes:
+        config: the model's ``SPADEConfig``.
+        source: the path it was loaded from.
+        step: training steps when known.
+    """
+
+    def __init__(self, config: SPADEConfig, function, source: str, step: int | None = None):
+        self.config = config
+        self.source = source
+        self.step = step
+        self._function = function
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.config.image_size
+
+    def __call__(self, label, instance=None, seed: int = 0) -> np.ndarray:
+        """``label`` (and ``instance``) int [B, H, W] -> uint8 [B, H, W, 3].
+
+        ``seed`` picks the style sample of VAE models (ignored otherwise).
+
+        Raises:
+            tf.errors.InvalidArgumentError: bad shape or class ids.
+            ValueError: ``instance`` missing for a model that uses it.
+        """
+        inputs = {"label": tf.constant(np.asarray(label), tf.int32)}
+        if self.config.use_instance_map:
+            if instance is None:
+                raise ValueError("This model uses instance maps: pass 'instance' [B, H, W] int ids.")
+            inputs["instance"] = tf.constant(np.asarray(instance), tf.int32)
+        if self.config.use_vae:
+            inputs["seed"] = tf.constant(seed, tf.int32)
+        return self._function(**inputs)["image"].numpy()
+
+
+def _latest_version(serving_dir: str) -> str:
+    versions = sorted(int(d) for d in os.listdir(serving_dir) if d.isdigit())
+    if not versions:
+        raise FileNotFoundError(f"{serving_dir} has no numbered SavedModel version.")
+    return os.path.join(serving_dir, str(versions[-1]))
+
+
+def load_synthesizer(path: str, checkpoint: str | int | None = None) -> Synthesizer:
+    """Loads ``path``: an export dir, one ``serving/<version>`` SavedModel, or a workdir.
+
+    A workdir is read from its latest checkpoint (or ``checkpoint``) without
+    exporting anything.
+
+    Raises:
+        FileNotFoundError: naming what was expected at ``path``.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Model path {path} does not exist.")
+    if os.path.isfile(os.path.join(path, "config.json")) and os.path.isdir(os.path.join(path, "checkpoints")):
+        restored = load_workdir(path, checkpoint)
+        module = SynthesisModule(fold_spectral_norm(restored.generator), restored.config)
+        function = tf.function(module.endpoints()["serving_default"][0],
+                               input_signature=module.input_specs())
+        specs = [s.name for s in module.input_specs()]
+
+        def call(**inputs):
+            return function(*[inputs[name] for name in specs])
+
+        return Synthesizer(restored.config, call, path, restored.step)
+    saved = path
+    if os.path.isdir(os.path.join(path, "serving")):
+        saved = _latest_version(os.path.join(path, "serving"))
+    if not os.path.isfile(os.path.join(saved, "saved_model.pb")):
+        raise FileNotFoundError(
+            f"{path} is neither an export dir (serving/<version>/), a SavedModel nor a training "
+            "workdir (config.json + checkpoints/)."
+        )
+    config_path = os.path.join(saved, CONFIG_ASSET)
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"{config_path} is missing: was {saved} exported by spade-tf?")
+    config = SPADEConfig.from_json(config_path)
+    loaded = tf.saved_model.load(saved)
+    signature = loaded.signatures["serving_default"]
+    step = None
+    card = os.path.join(path, "model_card.json")
+    if os.path.isfile(card):
+        with open(card) as f:
+            step = json.load(f).get("training_steps")
+    synthesizer = Synthesizer(config, signature, saved, step)
+    synthesizer._loaded = loaded  # keeps the variables alive
+    return synthesizer

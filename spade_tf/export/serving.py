@@ -1,0 +1,179 @@
+"""The inference graph: label ids in, uint8 image out.
+
+``SynthesisModule`` wraps a (spectral-norm-folded) generator with what a
+client should not have to do: input checks, one-hot encoding, instance edge
+maps, the latent of VAE models, and the conversion to uint8. Its functions are
+the SavedModel's signatures and the graphs converted to TFLite.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from spade_tf.config import SPADEConfig
+from spade_tf.data.pipeline import make_segmap
+from spade_tf.data.validation import valid_label_ids
+
+
+def to_uint8_graph(image):
+    """[-1, 1] float -> uint8, rounding as ``utils.visualize.to_uint8``."""
+    return tf.cast(tf.clip_by_value(tf.round((image + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+class SynthesisModule:
+    """Serving functions of a generator.
+
+    Args:
+        generator: an inference generator (``fold_spectral_norm`` applied).
+        config: its config.
+
+    Signatures (``endpoints()``, written by ``save``):
+        ``serving_default``: ``label`` int32 [B, H, W] (+ ``instance`` int32
+        [B, H, W] when the config uses instance maps, + ``seed`` int32 scalar
+        for VAE models) -> ``image`` uint8 [B, H, W, 3].
+        ``synthesize_latent`` (VAE models only): ``latent`` float32 [B, z_dim]
+        instead of ``seed``.
+    """
+
+    def __init__(self, generator: keras.Model, config: SPADEConfig):
+        self.generator = generator
+        self.config = config
+        self.height, self.width = config.image_size
+
+    # Graph pieces ---------------------------------------------------------
+    def check_inputs(self, label, instance=None, latent=None):
+        """Asserts (InvalidArgument at run time) the shapes and label ids."""
+        c = self.config
+        h, w = self.height, self.width
+
+        def check_shape(x, name):
+            shape = tf.shape(x)
+            padded = tf.concat([shape, [-1, -1, -1]], axis=0)
+            ok = tf.logical_and(
+                tf.equal(tf.size(shape), 3),
+                tf.logical_and(tf.equal(padded[1], h), tf.equal(padded[2], w)),
+            )
+            return tf.debugging.Assert(
+                ok, [f"{name} must be int32 [batch, {h}, {w}]; got shape", shape], name=f"check_{name}_shape"
+            )
+
+        checks = [check_shape(label, "label")]
+        with tf.control_dependencies(checks):
+            top = c.label_nc - 1 + int(c.contain_dontcare_label)
+            valid = tf.logical_and(label >= 0, label <= top)
+            if c.contain_dontcare_label:
+                valid = tf.logical_or(valid, tf.equal(label, 255))
+            bad = tf.boolean_mask(label, tf.logical_not(valid))
+            checks.append(tf.debugging.Assert(
+                tf.equal(tf.size(bad), 0),
+                [f"label has class ids out of range (expected "
+                 f"{valid_label_ids(c.label_nc, c.contain_dontcare_label)}); first bad ids:", bad[:10]],
+                name="check_label_ids", summarize=10,
+            ))
+        if instance is not None:
+            checks.append(check_shape(instance, "instance"))
+            checks.append(tf.debugging.Assert(
+                tf.equal(tf.shape(instance)[0], tf.shape(label)[0]),
+                ["instance and label have different batch sizes:", tf.shape(instance)[0], tf.shape(label)[0]],
+                name="check_instance_batch",
+            ))
+        if latent is not None:
+            shape = tf.shape(latent)
+            padded = tf.concat([shape, [-1, -1]], axis=0)
+            checks.append(tf.debugging.Assert(
+                tf.logical_and(
+                    tf.logical_and(tf.equal(tf.size(shape), 2), tf.equal(padded[1], c.z_dim)),
+                    tf.equal(padded[0], tf.shape(label)[0]),
+                ),
+                [f"latent must be float32 [batch, {c.z_dim}] with the batch of label; got shape", shape],
+                name="check_latent_shape",
+            ))
+        return checks
+
+    def generate(self, label, instance=None, latent=None):
+        """uint8 [B, H, W, 3] from int32 ids; no input checks (TFLite graphs)."""
+        inputs = {"segmap": make_segmap(label, instance, self.config)}
+        if self.config.use_vae:
+            inputs["latent"] = latent
+        image = self.generator(inputs, training=False)
+        return to_uint8_graph(tf.cast(image, tf.float32))
+
+    def latent_from_seed(self, seed, batch):
+        """Standard-normal latents [batch, z_dim] from an int32 seed (stateless)."""
+        seed = tf.stack([tf.cast(seed, tf.int32), tf.constant(0, tf.int32)])
+        return tf.random.stateless_normal([batch, self.config.z_dim], seed=seed)
+
+    def checked(self, label, instance=None, latent=None, seed=None):
+        if latent is None and seed is not None:
+            latent = self.latent_from_seed(seed, tf.shape(label)[0])
+            checks = self.check_inputs(label, instance)
+        else:
+            checks = self.check_inputs(label, instance, latent)
+        with tf.control_dependencies(checks):
+            return {"image": self.generate(tf.identity(label), instance, latent)}
+
+    # Signatures --------------------------------------------------------------
+    def input_specs(self, batch: int | None = None, latent: bool = False) -> list[tf.TensorSpec]:
+        """TensorSpecs of a function's inputs: label, [instance], [seed | latent]."""
+        h, w = self.height, self.width
+        specs = [tf.TensorSpec([batch, h, w], tf.int32, name="label")]
+        if self.config.use_instance_map:
+            specs.append(tf.TensorSpec([batch, h, w], tf.int32, name="instance"))
+        if self.config.use_vae:
+            if latent:
+                specs.append(tf.TensorSpec([batch, self.config.z_dim], tf.float32, name="latent"))
+            else:
+                specs.append(tf.TensorSpec([], tf.int32, name="seed"))
+        return specs
+
+    def _split(self, args, latent: bool):
+        args = list(args)
+        label = args.pop(0)
+        instance = args.pop(0) if self.config.use_instance_map else None
+        extra = args.pop(0) if self.config.use_vae else None
+        return label, instance, (extra if latent else None), (None if latent else extra)
+
+    def endpoints(self) -> dict:
+        """Signature name -> (function, input specs) of the serving SavedModel."""
+
+        def serve(*args):
+            label, instance, latent, seed = self._split(args, latent=False)
+            return self.checked(label, instance, latent, seed)
+
+        def serve_latent(*args):
+            label, instance, latent, seed = self._split(args, latent=True)
+            return self.checked(label, instance, latent, seed)
+
+        # The signatures' input names are the TensorSpecs' names.
+        endpoints = {"serving_default": (serve, self.input_specs())}
+        if self.config.use_vae:
+            endpoints["synthesize_latent"] = (serve_latent, self.input_specs(latent=True))
+        return endpoints
+
+    def tflite_endpoint(self):
+        """Batch-1 function without the assertion ops (TFLite has no Assert).
+
+        Inputs ``label`` [1, H, W] int32, ``instance`` (instance models),
+        ``latent`` [1, z_dim] float32 (VAE models: TFLite has no stateless RNG,
+        so callers draw the standard-normal latent).
+        """
+        def run(*args):
+            label, instance, latent, _ = self._split(args, latent=True)
+            return {"image": self.generate(label, instance, latent)}
+
+        return {"serving_default": (run, self.input_specs(batch=1, latent=True))}
+
+    def save(self, path: str, endpoints: dict | None = None) -> None:
+        """Writes a SavedModel with ``endpoints`` (default: the serving ones).
+
+        Through ``keras.export.ExportArchive``: it tracks the Keras variables
+        so that the TFLite converter freezes them into constants (a plain
+        ``tf.saved_model.save`` of a ``tf.Module`` holding the model left them
+        as READ_VARIABLE ops).
+        """
+        archive = keras.export.ExportArchive()
+        archive.track(self.generator)
+        for name, (fn, specs) in (endpoints or self.endpoints()).items():
+            archive.add_endpoint(name, tf.function(fn, input_signature=specs))
+        archive.write_out(path, verbose=False)

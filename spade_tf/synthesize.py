@@ -1,0 +1,133 @@
+"""Synthesize images from label maps with a trained or exported model.
+
+    python -m spade_tf.synthesize --model=exported/synthetic --labels=my_labels/ --out=out/ --colorize
+
+``--model``: an export dir, a ``serving/<version>`` SavedModel or a training
+workdir. ``--labels``: a PNG of class ids (8- or 16-bit grayscale) or a
+directory of them; they are resized (nearest) to the model's size. Writes
+``<name>.png`` per label map (``<name>_<seed>.png`` for several VAE samples),
+and ``<name>_label.png`` colour-coded beside it with ``--colorize``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+from PIL import Image
+
+from spade_tf.data.layouts import DataError
+from spade_tf.data.validation import LABEL_MODES, valid_label_ids
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "Export dir, SavedModel or training workdir.")
+flags.DEFINE_string("labels", None, "A label-map PNG or a directory of them.")
+flags.DEFINE_string("instances", None, "Instance-map PNG or directory (same file names), for instance models.")
+flags.DEFINE_string("out", None, "Output directory.")
+flags.DEFINE_bool("colorize", False, "Also write the colour-coded label map beside each output.")
+flags.DEFINE_integer("num_samples", 1, "Style samples per label map (VAE models).", lower_bound=1)
+flags.DEFINE_integer("seed", 0, "First style seed (VAE models).")
+flags.DEFINE_integer("batch_size", 4, "Label maps per call.", lower_bound=1)
+
+
+def list_pngs(path: str) -> list[str]:
+    if os.path.isdir(path):
+        files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(".png"))
+        if not files:
+            raise DataError(f"No .png label maps in {path}.")
+        return files
+    if not os.path.isfile(path):
+        raise DataError(f"Label path {path} does not exist.")
+    return [path]
+
+
+def read_ids(path: str, size: tuple[int, int], what: str = "Label map") -> np.ndarray:
+    """An int32 [H, W] id map, resized (nearest) to ``size``; DataError naming the file."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode not in LABEL_MODES:
+                raise DataError(f"{what} {path} has mode {img.mode}; expected a grayscale PNG of ids "
+                                f"({', '.join(LABEL_MODES)}), not colours.")
+            if img.size != (size[1], size[0]):
+                img = img.resize((size[1], size[0]), Image.NEAREST)
+            return np.asarray(img, dtype=np.int32)
+    except DataError:
+        raise
+    except Exception as e:  # PIL raises many types for corrupt files
+        raise DataError(f"{what} {path} cannot be read as an image: {e}") from e
+
+
+def check_ids(ids: np.ndarray, path: str, label_nc: int, contain_dontcare_label: bool) -> None:
+    top = label_nc - 1 + int(contain_dontcare_label)
+    bad = np.unique(ids[((ids < 0) | (ids > top)) & ~((ids == 255) & contain_dontcare_label)])
+    if bad.size:
+        raise DataError(f"Label map {path} has ids {bad[:10].tolist()} out of range; the model expects "
+                        f"{valid_label_ids(label_nc, contain_dontcare_label)}.")
+
+
+def synthesize(model, labels: str, out: str, instances: str | None = None, colorize: bool = False,
+               num_samples: int = 1, seed: int = 0, batch_size: int = 4, log=print) -> list[str]:
+    """Writes one PNG per label map (and sample); returns the written paths."""
+    from spade_tf.export import load_synthesizer
+    from spade_tf.utils.visualize import colorize as colour, save_png
+
+    synth = load_synthesizer(model) if isinstance(model, str) else model
+    c = synth.config
+    size = c.image_size
+    paths = list_pngs(labels)
+    # Read and check every file before writing anything.
+    label_maps, instance_maps = [], []
+    for path in paths:
+        ids = read_ids(path, size)
+        check_ids(ids, path, c.label_nc, c.contain_dontcare_label)
+        label_maps.append(ids)
+        if c.use_instance_map:
+            if instances is None:
+                instance_maps.append(ids)  # class boundaries as edges
+            else:
+                inst_path = os.path.join(instances, os.path.basename(path)) if os.path.isdir(instances) else instances
+                if not os.path.isfile(inst_path):
+                    raise DataError(f"No instance map {inst_path} for label map {path}.")
+                instance_maps.append(read_ids(inst_path, size, "Instance map"))
+    if c.use_instance_map and instances is None:
+        log("note: the model uses instance maps and none were given: using class boundaries as instance edges")
+    samples = num_samples if c.use_vae else 1
+    os.makedirs(out, exist_ok=True)
+    written = []
+    for start in range(0, len(paths), batch_size):
+        chunk = slice(start, start + batch_size)
+        label = np.stack(label_maps[chunk])
+        instance = np.stack(instance_maps[chunk]) if c.use_instance_map else None
+        for s in range(samples):
+            images = synth(label, instance, seed=seed + s)
+            for path, ids, image in zip(paths[chunk], label, images):
+                stem = os.path.splitext(os.path.basename(path))[0]
+                name = f"{stem}_{seed + s}.png" if samples > 1 else f"{stem}.png"
+                target = os.path.join(out, name)
+                save_png(image, target)
+                written.append(target)
+                if colorize and s == 0:
+                    save_png(np.concatenate([colour(ids), image], axis=1), os.path.join(out, f"{stem}_label.png"))
+        log(f"{min(start + batch_size, len(paths))}/{len(paths)} label maps")
+    return written
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    for name in ("model", "labels", "out"):
+        if getattr(FLAGS, name) is None:
+            raise app.UsageError(f"--{name} is required.")
+    try:
+        written = synthesize(FLAGS.model, FLAGS.labels, FLAGS.out, FLAGS.instances, FLAGS.colorize,
+                             FLAGS.num_samples, FLAGS.seed, FLAGS.batch_size)
+    except (DataError, FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    print(f"done: {len(written)} images in {FLAGS.out}")
+
+
+if __name__ == "__main__":
+    app.run(main)

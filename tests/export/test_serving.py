@@ -1,0 +1,188 @@
+"""The SavedModel: signature, parity with Keras, input checks, versions, model card."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spade_tf.config import get_preset
+from spade_tf.data.pipeline import make_segmap
+from spade_tf.export import export_model, load_synthesizer, next_version
+from spade_tf.models import build_generator, fold_spectral_norm
+from spade_tf.utils.visualize import to_uint8
+from tests.export.conftest import SIZE, add_contrast, labels_and_instances, warm_up_statistics
+
+
+def keras_reference(generator, config, label, instance, latent=None):
+    """What the export must compute: NumPy-side ids -> Keras generator -> uint8."""
+    inputs = {"segmap": make_segmap(label, instance, config)}
+    if latent is not None:
+        inputs["latent"] = tf.constant(latent)
+    return to_uint8(keras.ops.convert_to_numpy(generator(inputs, training=False)))
+
+
+def test_signature_as_saved_model_cli_prints_it(coco_export):
+    _, _, export_dir, _ = coco_export
+    cli = shutil.which("saved_model_cli", path=os.path.dirname(sys.executable)) or "saved_model_cli"
+    out = subprocess.run(
+        [cli, "show", "--dir", os.path.join(export_dir, "serving", "1"), "--tag_set", "serve",
+         "--signature_def", "serving_default"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    compact = " ".join(out.split())
+    assert f"inputs['label'] tensor_info: dtype: DT_INT32 shape: (-1, {SIZE}, {SIZE})" in compact, out
+    assert f"inputs['instance'] tensor_info: dtype: DT_INT32 shape: (-1, {SIZE}, {SIZE})" in compact, out
+    assert f"outputs['image'] tensor_info: dtype: DT_UINT8 shape: (-1, {SIZE}, {SIZE}, 3)" in compact, out
+    assert compact.count("inputs[") == 2  # no seed: not a VAE model
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_saved_model_equals_keras_generator(coco_export, coco_signature, batch):
+    config, generator, _, _ = coco_export
+    _, signature = coco_signature
+    label, instance = labels_and_instances(config, batch, seed=batch)
+    out = signature(label=tf.constant(label), instance=tf.constant(instance))["image"].numpy()
+    assert out.dtype == np.uint8 and out.shape == (batch, SIZE, SIZE, 3)
+    expected = keras_reference(generator, config, label, instance)
+    # Folded spectral norm vs on-the-fly sigma: float rounding may move a
+    # value across a .5 boundary.
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+    assert out.std() > 5  # a picture, not a constant
+
+
+@pytest.mark.parametrize("case, message", [
+    ("id_too_large", "out of range"),
+    ("negative_id", "out of range"),
+    ("wrong_size", f"must be int32 [batch, {SIZE}, {SIZE}]"),
+    ("rank_2", f"must be int32 [batch, {SIZE}, {SIZE}]"),
+    ("instance_batch", "different batch sizes"),
+])
+def test_bad_requests_raise_invalid_argument(coco_export, coco_signature, case, message):
+    config, _, _, _ = coco_export
+    _, signature = coco_signature
+    label, instance = labels_and_instances(config, 2)
+    if case == "id_too_large":
+        label[1, 10, 10] = config.label_nc + 1  # 182 is don't-care's channel too, 183 is not valid
+        label[1, 10, 11] = 254
+    elif case == "negative_id":
+        label[0, 0, 5] = -3
+    elif case == "wrong_size":
+        label, instance = label[:, :32], instance[:, :32]
+    elif case == "rank_2":
+        label, instance = label[0], instance[0]
+    elif case == "instance_batch":
+        instance = instance[:1]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message.replace("[", r"\[").replace("]", r"\]")) as info:
+        signature(label=tf.constant(label), instance=tf.constant(instance))
+    if case == "id_too_large":
+        assert "[183 254]" in str(info.value) and "254" in str(info.value)
+
+
+def test_keras_file_is_the_folded_generator(coco_export):
+    config, generator, export_dir, _ = coco_export
+    loaded = keras.saving.load_model(os.path.join(export_dir, "generator.keras"))
+    names = {v.path.rsplit("/", 1)[-1] for v in loaded.variables}
+    assert not names & {"u", "v"}, "spectral-norm vectors left in the inference model"
+    label, instance = labels_and_instances(config, 2, seed=7)
+    segmap = make_segmap(label, instance, config)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded({"segmap": segmap}, training=False)),
+        keras.ops.convert_to_numpy(generator({"segmap": segmap}, training=False)), atol=2e-5)
+
+
+def test_model_card_and_readme(coco_export):
+    config, _, export_dir, _ = coco_export
+    with open(os.path.join(export_dir, "model_card.json")) as f:
+        card = json.load(f)
+    assert card["preset"] == "coco" and card["image_size"] == [SIZE, SIZE]
+    assert card["training_steps"] == 123 and card["serving_version"] == 1
+    assert card["signature"]["inputs"].keys() == {"label", "instance"}
+    assert card["valid_label_ids"] == "0..182 or 255 (don't care)"
+    assert card["tflite"]["int8_calibration"] == "16 random layouts"
+    for rel in card["files"].values():
+        assert os.path.exists(os.path.join(export_dir, rel)), rel
+    assert card["config"] == config.to_dict()
+    readme = open(os.path.join(export_dir, "README.md")).read()
+    assert "curl -s -X POST -d @request.json http://localhost:8501/v1/models/spade:predict" in readme
+    assert "get_signature_runner" in readme and "instance=np.zeros((1, H, W), np.int32)" in readme
+    # The README's request builder is real Python that makes a valid body.
+    line = next(l for l in readme.splitlines() if l.startswith('python -c "'))
+    code = line[len('python -c "'):].rstrip("\\").strip() + " " + readme.splitlines()[
+        readme.splitlines().index(line) + 1].split('" > request.json')[0]
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        exec(code, {})  # noqa: S102
+    body = json.loads(buffer.getvalue())
+    assert np.array(body["instances"][0]["label"]).shape == (SIZE, SIZE)
+
+
+def test_versions_are_never_overwritten(tmp_path):
+    config = get_preset("synthetic", crop_size=32, load_size=32, ngf=4)
+    generator = build_generator(config)
+    export_dir = str(tmp_path / "exp")
+    quiet = dict(tflite_variants=[], log=lambda *_: None)
+    export_model(generator, config, export_dir, **quiet)
+    first = open(os.path.join(export_dir, "serving", "1", "saved_model.pb"), "rb").read()
+    assert next_version(os.path.join(export_dir, "serving")) == 2
+    export_model(generator, config, export_dir, **quiet)
+    assert sorted(os.listdir(os.path.join(export_dir, "serving"))) == ["1", "2"]
+    with pytest.raises(FileExistsError, match="serving/1 exists already"):
+        export_model(generator, config, export_dir, version=1, **quiet)
+    assert open(os.path.join(export_dir, "serving", "1", "saved_model.pb"), "rb").read() == first
+    assert not [d for d in os.listdir(os.path.join(export_dir, "serving")) if d.startswith(".tmp")]
+
+
+def test_vae_model_signatures(tmp_path):
+    config = get_preset("synthetic", crop_size=32, load_size=32, ngf=4, use_vae=True, z_dim=8)
+    generator = build_generator(config)
+    warm_up_statistics(generator, config, steps=3)
+    add_contrast(generator, config)
+    export_dir = str(tmp_path / "vae")
+    export_model(generator, config, export_dir, tflite_variants=[], log=lambda *_: None)
+    loaded = tf.saved_model.load(os.path.join(export_dir, "serving", "1"))
+    assert set(loaded.signatures) == {"serving_default", "synthesize_latent"}
+    label, _ = labels_and_instances(config, 2)
+    default = loaded.signatures["serving_default"]
+    a = default(label=tf.constant(label), seed=tf.constant(1))["image"].numpy()
+    b = default(label=tf.constant(label), seed=tf.constant(1))["image"].numpy()
+    c = default(label=tf.constant(label), seed=tf.constant(2))["image"].numpy()
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a.astype(int) - c.astype(int)).mean() > 0.5  # another style sample
+    latent = np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)
+    out = loaded.signatures["synthesize_latent"](label=tf.constant(label), latent=tf.constant(latent))["image"]
+    expected = keras_reference(fold_spectral_norm(generator), config, label, None, latent)
+    assert np.abs(out.numpy().astype(int) - expected.astype(int)).max() <= 1
+    with pytest.raises(tf.errors.InvalidArgumentError, match="latent must be float32"):
+        loaded.signatures["synthesize_latent"](label=tf.constant(label), latent=tf.constant(latent[:, :5]))
+
+
+def test_load_synthesizer_workdir_equals_export(coco_export, tmp_path):
+    config, generator, export_dir, _ = coco_export
+    workdir = tmp_path / "wd"
+    (workdir / "checkpoints").mkdir(parents=True)
+    config.to_json(str(workdir / "config.json"))
+    step = tf.Variable(7, dtype=tf.int64)
+    tf.train.Checkpoint(generator=generator, step=step).write(str(workdir / "checkpoints" / "ckpt-7"))
+    # CheckpointManager's index file, as train() leaves it.
+    tf.train.CheckpointManager(tf.train.Checkpoint(), str(workdir / "checkpoints"), 1)
+    with open(workdir / "checkpoints" / "checkpoint", "w") as f:
+        f.write('model_checkpoint_path: "ckpt-7"\nall_model_checkpoint_paths: "ckpt-7"\n')
+    from_workdir = load_synthesizer(str(workdir))
+    from_export = load_synthesizer(export_dir)
+    assert from_workdir.step == 7 and from_export.step == 123
+    assert from_export.config == from_workdir.config == config
+    label, instance = labels_and_instances(config, 2, seed=3)
+    np.testing.assert_array_equal(from_workdir(label, instance), from_export(label, instance))
+    with pytest.raises(ValueError, match="uses instance maps"):
+        from_export(label)
+    with pytest.raises(FileNotFoundError, match="neither an export dir"):
+        load_synthesizer(str(tmp_path))
