@@ -4,23 +4,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COCO_MINI = os.environ.get(
-    "SPADE_TF_COCO_MINI", os.path.join(ROOT, "..", "shared", "data", "coco_stuff_mini")
-)
-
-
-@pytest.fixture
-def coco_mini():
-    """The real COCO-Stuff sample beside the repository (never copied into it)."""
-    if not os.path.isdir(COCO_MINI):
-        message = f"COCO-Stuff sample not found at {COCO_MINI} (set SPADE_TF_COCO_MINI)"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI always has it: a missing sample is a failure there
-        pytest.skip(message)
-    return COCO_MINI
-
-
 def write_pair(root, stem, labels, image=None, instance=None, image_ext=".jpg",
                image_dir="images", label_dir="labels", instance_dir="instances"):
     """Writes one image / label (/ instance) triple; returns the label array."""
