@@ -19,7 +19,7 @@ from absl import app, flags
 from PIL import Image
 
 from spade_tf.data.layouts import DataError
-from spade_tf.data.validation import LABEL_MODES, valid_label_ids
+from spade_tf.data.validation import LABEL_MODES, out_of_range_ids, valid_label_ids
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Export dir, SavedModel or training workdir.")
@@ -61,8 +61,7 @@ def read_ids(path: str, size: tuple[int, int], what: str = "Label map") -> np.nd
 
 
 def check_ids(ids: np.ndarray, path: str, label_nc: int, contain_dontcare_label: bool) -> None:
-    top = label_nc - 1 + int(contain_dontcare_label)
-    bad = np.unique(ids[((ids < 0) | (ids > top)) & ~((ids == 255) & contain_dontcare_label)])
+    bad = out_of_range_ids(ids, label_nc, contain_dontcare_label)
     if bad.size:
         raise DataError(f"Label map {path} has ids {bad[:10].tolist()} out of range; the model expects "
                         f"{valid_label_ids(label_nc, contain_dontcare_label)}.")

@@ -31,6 +31,13 @@ def valid_label_ids(label_nc: int, contain_dontcare_label: bool) -> str:
     return f"0..{label_nc - 1}"
 
 
+def out_of_range_ids(ids: np.ndarray, label_nc: int, contain_dontcare_label: bool) -> np.ndarray:
+    """The distinct ids of ``ids`` that are not valid class ids (sorted)."""
+    ids = np.unique(np.asarray(ids))
+    top = label_nc - 1 + int(contain_dontcare_label)
+    return ids[((ids < 0) | (ids > top)) & ~((ids == 255) & contain_dontcare_label)]
+
+
 def _open(path, what):
     try:
         image = Image.open(path)
@@ -70,9 +77,7 @@ def check_pair(
             f"Image {image_path} is {image.size[0]}x{image.size[1]} but its label map "
             f"{label_path} is {label.size[0]}x{label.size[1]}; they must have the same size."
         )
-    ids = np.unique(np.asarray(label))
-    top = label_nc - 1 + int(contain_dontcare_label)
-    bad = ids[(ids > top) & ~((ids == 255) & contain_dontcare_label)]
+    bad = out_of_range_ids(np.asarray(label), label_nc, contain_dontcare_label)
     if bad.size:
         raise DataError(
             f"Label map {label_path} has ids {bad[:10].tolist()} out of range; expected "

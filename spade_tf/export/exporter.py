@@ -22,6 +22,7 @@ import numpy as np
 
 from spade_tf.config import SPADEConfig
 from spade_tf.data import synthetic
+from spade_tf.data.validation import valid_label_ids
 from spade_tf.export.serving import SynthesisModule
 from spade_tf.export.tflite import VARIANTS, convert
 from spade_tf.models import fold_spectral_norm
@@ -177,13 +178,11 @@ def model_card(config: SPADEConfig, *, version: int, step: int | None, source: s
         inputs["instance"] = f"int32 [batch, {h}, {w}] instance ids (only equality matters)"
     if config.use_vae:
         inputs["seed"] = "int32 scalar (style sample; synthesize_latent takes 'latent' float32 [batch, z_dim])"
-    top = config.label_nc - 1
     return {
         "model": "SPADE generator (spade-tf)",
         "preset": config.preset,
         "label_nc": config.label_nc,
-        "valid_label_ids": f"0..{top + int(config.contain_dontcare_label)}"
-                           + (" or 255 (don't care)" if config.contain_dontcare_label else ""),
+        "valid_label_ids": valid_label_ids(config.label_nc, config.contain_dontcare_label),
         "label_names": label_names(config),
         "use_instance_map": config.use_instance_map,
         "use_vae": config.use_vae,
