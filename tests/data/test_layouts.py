@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from spade_tf.data import DataError, detect_mode, find_files
-from conftest import blocks, write_pair
+from helpers import blocks, write_pair
 
 
 def test_coco_sample_pairs_by_stem(coco_mini):

@@ -6,7 +6,7 @@ from PIL import Image
 from spade_tf import get_preset
 from spade_tf.data import find_files
 from spade_tf.data.pipeline import build_dataset, edge_map, make_segmap, numpy_batches
-from conftest import blocks, write_pair
+from helpers import blocks, write_pair
 
 PALETTE = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 255, 255]], np.uint8)
 

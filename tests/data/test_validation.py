@@ -8,7 +8,7 @@ from PIL import Image
 from spade_tf import get_preset
 from spade_tf.data import DataError, find_files, validate_files
 from spade_tf.data import validation
-from conftest import blocks, write_pair
+from helpers import blocks, write_pair
 
 CFG = get_preset("custom", label_nc=5, crop_size=32, load_size=32)
 
