@@ -52,25 +52,10 @@ OVERRIDE_FLAGS = ("batch_size", "crop_size", "load_size", "label_nc", "ngf", "nd
                   "num_upsampling_layers", "use_vae", "vgg_weights", "lr")
 
 
-def _parse_set(items):
-    import json
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise app.UsageError(f"--set={item!r}: expected key=value.")
-        key, value = item.split("=", 1)
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value  # a plain string
-    return out
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from spade_tf.config import get_preset
+    from spade_tf.config import get_preset, parse_overrides
     from spade_tf.data import DataError, detect_mode
     from spade_tf.training import ConfigMismatchError, TrainingDivergedError, TrainOptions, train
 
@@ -86,7 +71,10 @@ def main(argv):
             except DataError as e:
                 sys.exit(f"error: {e}")
     overrides = {k: getattr(FLAGS, k) for k in OVERRIDE_FLAGS if getattr(FLAGS, k) is not None}
-    overrides.update(_parse_set(FLAGS.set))
+    try:
+        overrides.update(parse_overrides(FLAGS.set))
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
     try:
         config = get_preset(preset, **overrides)
         options = TrainOptions(

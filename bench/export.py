@@ -112,7 +112,7 @@ def main(argv):
                          log=lambda *_: None)
     print(f"export: {time.perf_counter() - start:.0f} s into {export_dir} (int8 calibrated on {described})")
 
-    def inputs(example, tensors=False):
+    def inputs(example):
         label = example["label"][None].astype(np.int32)
         instance = example["instance"][None].astype(np.int32) if config.use_instance_map else None
         return label, instance

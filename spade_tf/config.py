@@ -205,6 +205,24 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def parse_overrides(items) -> dict[str, Any]:
+    """``["key=value", ...]`` (the ``--set`` flag) -> overrides; values are JSON, else strings.
+
+    Raises:
+        ValueError: an item without ``=``.
+    """
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set={item!r}: expected key=value.")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value  # a plain string
+    return out
+
+
 def get_preset(name: str, **overrides: Any) -> SPADEConfig:
     """Returns the config of a named preset with keyword overrides applied.
 

@@ -101,3 +101,12 @@ def test_from_json_errors_name_the_file(tmp_path):
 def test_every_preset_is_valid():
     for name in PRESETS:
         assert get_preset(name).semantic_nc > 0
+
+
+def test_parse_overrides_reads_json_or_strings_and_names_a_bad_item():
+    from spade_tf.config import parse_overrides
+
+    assert parse_overrides(["ngf=16", "gan_mode=ls", "use_vae=true", "x=[1, 2]"]) == {
+        "ngf": 16, "gan_mode": "ls", "use_vae": True, "x": [1, 2]}
+    with pytest.raises(ValueError, match="--set='ngf': expected key=value"):
+        parse_overrides(["ngf"])

@@ -42,20 +42,16 @@ def _variants():
 
 
 def _from_torch():
-    import json
-
-    from spade_tf.config import get_preset
+    from spade_tf.config import get_preset, parse_overrides
     from spade_tf.convert import nvlabs
 
     if FLAGS.preset is None:
         raise app.UsageError("--torch_checkpoint needs --preset (the dataset the NVlabs model was trained on).")
     overrides = {k: getattr(FLAGS, k) for k in TORCH_OVERRIDES if getattr(FLAGS, k) is not None}
-    for item in FLAGS.set:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+    try:
+        overrides.update(parse_overrides(FLAGS.set))
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
     if "crop_size" in overrides and "load_size" not in overrides:
         overrides["load_size"] = overrides["crop_size"]
     config = get_preset(FLAGS.preset, **overrides)
