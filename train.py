@@ -2,6 +2,7 @@
 
     python train.py                                   # built-in synthetic scenes, CPU-sized model
     python train.py --dataset_dir=/data/coco_stuff --preset=coco --workdir=runs/coco
+    python train.py --norm_mode=clade --workdir=runs/clade  # CLADE generator
 
 Re-running the same command resumes from the latest checkpoint in --workdir.
 """
@@ -10,7 +11,7 @@ import sys
 
 from absl import app, flags
 
-from spade_tf.config import DATASET_MODES, MIXED_PRECISION
+from spade_tf.config import DATASET_MODES, MIXED_PRECISION, NORM_MODES
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset_dir", None, "Dataset root; none = built-in synthetic scenes.")
@@ -33,6 +34,10 @@ flags.DEFINE_integer("label_nc", None, "Number of label classes.", lower_bound=1
 flags.DEFINE_integer("ngf", None, "Generator width.", lower_bound=1)
 flags.DEFINE_integer("ndf", None, "Discriminator width.", lower_bound=1)
 flags.DEFINE_enum("num_upsampling_layers", None, ["normal", "more", "most"], "Generator depth.")
+flags.DEFINE_enum("norm_mode", None, list(NORM_MODES),
+                  "Generator normalization: spade (default) or clade (class-adaptive, ~1/4 of the compute).")
+flags.DEFINE_bool("use_positional_encoding", None,
+                  "CLADE-ICPE: intra-class positional encoding maps (with --norm_mode=clade).")
 flags.DEFINE_bool("use_vae", None, "Train with the style encoder.")
 flags.DEFINE_string("vgg_weights", None, "VGG19 weights file (.pth/.npz/.h5) or 'imagenet'.")
 flags.DEFINE_float("lr", None, "Base learning rate.")
@@ -50,7 +55,7 @@ flags.DEFINE_string("inception_weights", None,
 flags.DEFINE_multi_string("set", [], "Any other config field, as key=value (e.g. --set=lambda_vgg=5).")
 
 OVERRIDE_FLAGS = ("batch_size", "crop_size", "load_size", "label_nc", "ngf", "ndf",
-                  "num_upsampling_layers", "use_vae", "vgg_weights", "lr")
+                  "num_upsampling_layers", "norm_mode", "use_positional_encoding", "use_vae", "vgg_weights", "lr")
 
 
 def main(argv):

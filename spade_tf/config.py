@@ -24,6 +24,10 @@ MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")  # train.py --mixe
 
 UPSAMPLING_MODES = {"normal": 5, "more": 6, "most": 7}
 PARAM_FREE_NORMS = ("syncbatch", "batch", "instance")
+# How the label map modulates the generator's normalized features: SPADE's
+# convolutions on the one-hot map (Park et al. 2019) or CLADE's learned
+# (gamma, beta) per class (Tan et al. 2021, official --norm_mode clade).
+NORM_MODES = ("spade", "clade")
 GAN_MODES = ("hinge", "ls", "original")
 INIT_TYPES = ("xavier", "xavier_uniform", "normal", "kaiming", "orthogonal")
 PREPROCESS_MODES = ("resize_and_crop", "scale_width_and_crop", "fixed", "none")
@@ -52,6 +56,10 @@ class SPADEConfig:
     # --- Generator -------------------------------------------------------
     ngf: int = 64
     num_upsampling_layers: str = "normal"
+    norm_mode: str = "spade"  # "spade" | "clade" (NORM_MODES)
+    # CLADE-ICPE (official --add_dist): intra-class positional encoding maps
+    # modulate the class-wise gamma/beta; "clade" only.
+    use_positional_encoding: bool = False
     param_free_norm_G: str = "syncbatch"  # official norm_G 'spectralspadesyncbatch3x3'
     spade_kernel_size: int = 3
     spade_hidden: int = 128  # hard-coded 'nhidden' in the official SPADE
@@ -103,6 +111,11 @@ class SPADEConfig:
             + int(self.contain_dontcare_label)
             + int(self.use_instance_map)
         )
+
+    @property
+    def num_classes(self) -> int:
+        """Label channels without the edge map: classes + don't-care (CLADE's lookup rows)."""
+        return self.label_nc + int(self.contain_dontcare_label)
 
     @property
     def num_up_layers(self) -> int:
@@ -298,6 +311,12 @@ def _validate(c: SPADEConfig) -> None:
         _check_type(f.name, f.type, getattr(c, f.name))
     _choice("num_upsampling_layers", c.num_upsampling_layers, UPSAMPLING_MODES)
     _choice("param_free_norm_G", c.param_free_norm_G, PARAM_FREE_NORMS)
+    _choice("norm_mode", c.norm_mode, NORM_MODES)
+    if c.use_positional_encoding and c.norm_mode != "clade":
+        raise ValueError(
+            f"use_positional_encoding=True is not valid with norm_mode={c.norm_mode!r}; "
+            "it is CLADE's intra-class positional encoding (norm_mode='clade')."
+        )
     _choice("gan_mode", c.gan_mode, GAN_MODES)
     _choice("init_type", c.init_type, INIT_TYPES)
     _choice("preprocess_mode", c.preprocess_mode, PREPROCESS_MODES)

@@ -82,6 +82,8 @@ def test_unknown_field_is_named_with_a_suggestion():
         (dict(gan_mode="wgan"), r"gan_mode='wgan'"),
         (dict(spade_kernel_size=4), r"spade_kernel_size=4"),
         (dict(param_free_norm_G="layer"), r"param_free_norm_G='layer'"),
+        (dict(norm_mode="sean2"), r"norm_mode='sean2'.*\['spade', 'clade'\]"),
+        (dict(use_positional_encoding=True), r"use_positional_encoding=True.*norm_mode='clade'"),
         (dict(aspect_ratio=100.0), r"aspect_ratio=100.0"),
         (dict(label_nc=300), r"label_nc=300"),
         (dict(lambda_vgg=-1.0), r"lambda_vgg=-1.0"),

@@ -29,10 +29,16 @@ def _resize_nearest(x, size):
     return tf.image.resize(x, size, method="nearest")
 
 
-def _process(image, label, instance, rng_seed, config: SPADEConfig, training: bool):
-    """Resize, crop, flip, normalize one example. image [H,W,3] uint8, label/instance [H,W,1] ids."""
+def _process(image, maps, rng_seed, config: SPADEConfig, training: bool):
+    """Resize, crop, flip, normalize one example.
+
+    ``image`` [H, W, 3] uint8; ``maps``: {"label", ["instance"], ["positional"]}
+    [H, W, C] maps that follow the label (nearest resize, the same crop and
+    flip); returns the image and the maps with their channel axis dropped
+    where it is 1.
+    """
     out_h, out_w = config.image_size
-    shape = tf.shape(label)
+    shape = tf.shape(maps["label"])
     h, w = shape[0], shape[1]
     mode = config.preprocess_mode
     if mode == "resize_and_crop":
@@ -50,11 +56,9 @@ def _process(image, label, instance, rng_seed, config: SPADEConfig, training: bo
         image = tf.clip_by_value(
             tf.round(tf.image.resize(image, size, method="bicubic", antialias=True)), 0.0, 255.0
         )
-        label = _resize_nearest(label, size)
-        if instance is not None:
-            instance = _resize_nearest(instance, size)
+        maps = {k: _resize_nearest(v, size) for k, v in maps.items()}
     seeds = tf.random.experimental.stateless_split(rng_seed, 3)
-    cur = tf.shape(label)
+    cur = tf.shape(maps["label"])
     if mode in ("resize_and_crop", "scale_width_and_crop"):
         tf.debugging.assert_greater_equal(
             cur[0], out_h, message=f"resized image is smaller than the crop height {out_h}")
@@ -64,20 +68,21 @@ def _process(image, label, instance, rng_seed, config: SPADEConfig, training: bo
         else:
             y, x = (cur[0] - out_h) // 2, (cur[1] - out_w) // 2
         image = image[y:y + out_h, x:x + out_w]
-        label = label[y:y + out_h, x:x + out_w]
-        if instance is not None:
-            instance = instance[y:y + out_h, x:x + out_w]
+        maps = {k: v[y:y + out_h, x:x + out_w] for k, v in maps.items()}
     if training and config.use_flip:
+        # The positional maps' w offsets are flipped as pixels, not negated:
+        # the official CLADE loader (transform_offset) does the same.
         flip = tf.random.stateless_uniform([], seeds[2]) > 0.5
         image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
-        label = tf.cond(flip, lambda: tf.reverse(label, [1]), lambda: label)
-        if instance is not None:
-            instance = tf.cond(flip, lambda: tf.reverse(instance, [1]), lambda: instance)
+        maps = {k: tf.cond(flip, lambda v=v: tf.reverse(v, [1]), lambda v=v: v) for k, v in maps.items()}
     image = tf.ensure_shape(image / 127.5 - 1.0, [out_h, out_w, 3])
-    label = tf.ensure_shape(label[..., 0], [out_h, out_w])
-    if instance is not None:
-        instance = tf.ensure_shape(instance[..., 0], [out_h, out_w])
-    return image, label, instance
+
+    def finish(v):
+        if v.shape[-1] == 1:
+            return tf.ensure_shape(v[..., 0], [out_h, out_w])
+        return tf.ensure_shape(v, [out_h, out_w, v.shape[-1]])
+
+    return image, {k: finish(v) for k, v in maps.items()}
 
 
 def decode_id_png(contents):
@@ -114,8 +119,11 @@ def _decode_files(image_path, label_path, instance_path, config: SPADEConfig):
     return image, label, instance
 
 
-def _finish(image, label, instance, config, one_hot):
+def _finish(image, maps, config, one_hot):
+    label, instance = maps["label"], maps.get("instance")
     example = {"image": image, "label": tf.cast(label, tf.int32)}
+    if "positional" in maps:
+        example["positional"] = maps["positional"]
     if one_hot:
         example["segmap"] = make_segmap(label, instance, config)
     elif instance is not None:
@@ -160,7 +168,9 @@ def build_dataset(
 
     Returns:
         Dataset of dicts: ``"image"`` float32 [B, H, W, 3] in [-1, 1],
-        ``"label"`` int32 [B, H, W] ids as in the files, ``"segmap"``.
+        ``"label"`` int32 [B, H, W] ids as in the files, ``"segmap"``, and
+        with ``use_positional_encoding`` ``"positional"`` float32
+        [B, H, W, 2] (CLADE-ICPE maps).
     """
     repeat = training if repeat is None else repeat
     shuffle = training if shuffle is None else shuffle
@@ -200,7 +210,7 @@ def build_dataset(
             return _decode_files(paths[0], paths[1], paths[2] if len(paths) > 2 else None, config)
 
     # Decode (and optionally cache) before the random augmentation.
-    ds = ds.map(lambda *x: _pack(*load(*x)), num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    ds = ds.map(lambda *x: _pack(*load(*x), config), num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     if cache:
         ds = ds.cache("" if cache is True else cache)
     if repeat:
@@ -208,10 +218,9 @@ def build_dataset(
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
 
     def augment(example, rng_seed):
-        image, label, instance = _process(
-            example["image"], example["label"], example.get("instance"), rng_seed, config, training
-        )
-        return _finish(image, label, instance, config, one_hot)
+        maps = {k: v for k, v in example.items() if k != "image"}
+        image, maps = _process(example["image"], maps, rng_seed, config, training)
+        return _finish(image, maps, config, one_hot)
 
     ds = ds.map(augment, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
@@ -221,10 +230,16 @@ def build_dataset(
     return ds.prefetch(AUTOTUNE)
 
 
-def _pack(image, label, instance):
+def _pack(image, label, instance, config: SPADEConfig):
+    """One decoded example; CLADE-ICPE's maps are computed here, on the label map as read
+    (before resizing and cropping, as the official precomputed maps), and cached with it."""
     example = {"image": image, "label": label}
     if instance is not None:
         example["instance"] = instance
+    if config.use_positional_encoding:
+        from spade_tf.positional import positional_encoding
+
+        example["positional"] = positional_encoding(label[..., 0])
     return example
 
 

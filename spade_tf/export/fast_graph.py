@@ -29,12 +29,20 @@
   resizing with PyTorch's floor rule, nearest 2x upsampling, LeakyReLU 0.2,
   the learned shortcut, tanh) is the generator's own computation.
 
-The weights are copied when the object is built: later changes to the Keras
-generator are not seen. Supported: batch-norm SPADE (``param_free_norm_G``
-"batch" or "syncbatch"), ``spade_kernel_size`` 3, float32 compute;
-``unsupported_reason`` names what else is not.
+CLADE generators (``norm_mode="clade"``) fold the same way with nothing to
+convolve: inference batch norm and the class-wise affine become two tables
+``scale[c] = gamma[c] * inv_std`` and ``shift[c] = beta[c] - m * scale[c]``
+looked up per pixel; with CLADE-ICPE the looked-up rows are modulated as
+official (``gamma * (1 + conv_w(d))``, ``beta * (1 + conv_b(d))``), and with
+instance edges the edge conv's channel is appended.
 
-Reference: NVlabs/SPADE ``models/networks/{generator,architecture,normalization}.py``.
+The weights are copied when the object is built: later changes to the Keras
+generator are not seen. Supported: batch-norm SPADE or CLADE
+(``param_free_norm_G`` "batch" or "syncbatch"), ``spade_kernel_size`` 3 for
+SPADE, float32 compute; ``unsupported_reason`` names what else is not.
+
+Reference: NVlabs/SPADE ``models/networks/{generator,architecture,normalization}.py``;
+tzt101/CLADE ``models/networks/normalization.py``.
 """
 
 from __future__ import annotations
@@ -63,7 +71,7 @@ def unsupported_reason(generator: keras.Model, config: SPADEConfig) -> str | Non
     if config.param_free_norm_G not in ("batch", "syncbatch"):
         return (f"param_free_norm_G={config.param_free_norm_G!r}: only batch norm folds into the "
                 "modulation (instance norm needs per-image statistics)")
-    if config.spade_kernel_size != 3:
+    if config.norm_mode == "spade" and config.spade_kernel_size != 3:
         return f"spade_kernel_size={config.spade_kernel_size}: the fast path is written for 3x3 SPADE convs"
     dtype = generator.compute_dtype
     if dtype != "float32":
@@ -137,6 +145,8 @@ class FastGenerator(tf.Module):
         edges: float32 [B, H, W] instance edges of 0s and 1s
             (``segmap.edge_map``), with ``use_instance_map``.
         latent: float32 [B, z_dim], with ``use_vae``.
+        positional: float32 [B, H, W, 2] CLADE-ICPE maps, with
+            ``use_positional_encoding``.
 
     Returns:
         float32 [B, H, W, 3] in [-1, 1]: ``generator(segmap, training=False)``.
@@ -171,10 +181,15 @@ class FastGenerator(tf.Module):
             layer = generator.get_layer(name)
             block = {"name": name, "upsample": upsample,
                      "learned_shortcut": layer.learned_shortcut}
-            for norm in ("norm_0", "norm_1"):
-                block[norm] = self._spade(getattr(layer, norm), f"{name}/{norm}", var)
             for conv in ("conv_0", "conv_1") + (("conv_s",) if layer.learned_shortcut else ()):
                 block[conv] = self._conv(getattr(layer, conv), f"{name}/{conv}", var)
+            if c.norm_mode == "clade":
+                for norm in ("norm_0", "norm_1") + (("norm_s",) if layer.learned_shortcut else ()):
+                    block[norm] = self._clade(getattr(layer, norm), f"{name}/{norm}", var)
+                self.blocks.append(block)
+                continue
+            for norm in ("norm_0", "norm_1"):
+                block[norm] = self._spade(getattr(layer, norm), f"{name}/{norm}", var)
             if layer.learned_shortcut:
                 # conv_s (1x1, no bias) is linear: conv_s(x * scale + shift) =
                 # conv_s(x * scale) + shift', where shift' is shift's conv with
@@ -221,6 +236,29 @@ class FastGenerator(tf.Module):
             "scale": {"kernel": var(w_scale, f"{name}/scale/kernel"), "bias": var(b_scale, f"{name}/scale/bias")},
             "shift": {"kernel": var(w_shift, f"{name}/shift/kernel"), "bias": var(b_shift, f"{name}/shift/bias")},
         }
+
+    def _clade(self, clade, name, var):
+        norm = clade.param_free_norm
+        mean = _np(norm.moving_mean).astype(np.float64)
+        inv_std = 1.0 / np.sqrt(_np(norm.moving_variance).astype(np.float64) + norm.epsilon)
+        scale = _np(clade.class_weight).astype(np.float64) * inv_std
+        shift = _np(clade.class_bias).astype(np.float64)
+        # Row `classes` (invalid ids, which the one-hot map encodes as zeros):
+        # the generator's argmax of a zero vector is class 0.
+        scale = np.concatenate([scale, scale[:1]])
+        shift = np.concatenate([shift, shift[:1]])
+        out = {"scale": var(scale, f"{name}/scale"), "mean": var(mean, f"{name}/mean")}
+        if clade.positional:
+            # gamma * (1 + a) and beta * (1 + b): shift stays beta, and the
+            # mean is subtracted from x (one more op per element).
+            out["beta"] = var(shift, f"{name}/beta")
+            out["dist_w"] = self._conv(clade.dist_conv_w, f"{name}/dist_conv_w", var)
+            out["dist_b"] = self._conv(clade.dist_conv_b, f"{name}/dist_conv_b", var)
+        else:
+            out["shift"] = var(shift - mean * scale, f"{name}/shift")
+        if clade.instance_edges:
+            out["inst"] = self._conv(clade.inst_conv, f"{name}/inst_conv", var)
+        return out
 
     # Graph -------------------------------------------------------------------------
     def index_map(self, ids, edges=None):
@@ -286,17 +324,47 @@ class FastGenerator(tf.Module):
             scaled = self.conv(scaled, then_conv)
         return scaled + self.conv(actv, params["shift"])
 
+    def class_maps(self, index, size, positional=None):
+        """CLADE's per-size inputs: class ids [B, h, w], edges [B, h, w, 1], ICPE maps [B, h, w, 2]."""
+        index = resize_nearest(index[..., None], size)[..., 0]
+        maps = {"ids": index % (self.classes + 1)}
+        if self.edges:
+            maps["edges"] = tf.cast(index // (self.classes + 1), tf.float32)[..., None]
+        if positional is not None:
+            maps["positional"] = resize_nearest(positional, size)
+        return maps
+
+    def clade(self, x, params, maps):
+        """CLADE(x): batch norm and the class affine as one looked-up multiply-add."""
+        scale = tf.gather(params["scale"], maps["ids"])
+        if "positional" in maps:
+            scale = scale * (1.0 + self.conv(maps["positional"], params["dist_w"]))
+            beta = tf.gather(params["beta"], maps["ids"]) * (1.0 + self.conv(maps["positional"], params["dist_b"]))
+            out = (x - params["mean"]) * scale + beta
+        else:
+            out = x * scale + tf.gather(params["shift"], maps["ids"])
+        if "inst" in params:
+            out = tf.concat([out, self.conv(maps["edges"], params["inst"])], axis=-1)
+        return out
+
     def resblock(self, x, block, indices):
+        if self.config.norm_mode == "clade":
+            norm = lambda h, params: self.clade(h, params, indices)  # noqa: E731
+        else:
+            norm = lambda h, params: self.spade(h, params, indices)  # noqa: E731
         if block["learned_shortcut"]:
             with tf.name_scope("shortcut"):
-                x_s = self.spade(x, block["norm_s"], indices, then_conv=block["conv_s"])
+                if self.config.norm_mode == "clade":
+                    x_s = self.conv(norm(x, block["norm_s"]), block["conv_s"])
+                else:
+                    x_s = self.spade(x, block["norm_s"], indices, then_conv=block["conv_s"])
         else:
             x_s = x
-        dx = self.conv(_lrelu(self.spade(x, block["norm_0"], indices)), block["conv_0"])
-        dx = self.conv(_lrelu(self.spade(dx, block["norm_1"], indices)), block["conv_1"])
+        dx = self.conv(_lrelu(norm(x, block["norm_0"])), block["conv_0"])
+        dx = self.conv(_lrelu(norm(dx, block["norm_1"])), block["conv_1"])
         return x_s + dx
 
-    def __call__(self, ids, edges=None, latent=None):
+    def __call__(self, ids, edges=None, latent=None, positional=None):
         c = self.config
         sh, sw = c.latent_size
         index = self.index_map(ids, edges)
@@ -311,7 +379,10 @@ class FastGenerator(tf.Module):
                 x = tf.image.resize(x, (2 * x.shape[1], 2 * x.shape[2]), method="nearest")
             size = (x.shape[1], x.shape[2])
             if size not in cache:
-                cache[size] = self.offset_indices(index, size)
+                if c.norm_mode == "clade":
+                    cache[size] = self.class_maps(index, size, positional)
+                else:
+                    cache[size] = self.offset_indices(index, size)
             with tf.name_scope(block["name"]):
                 x = self.resblock(x, block, cache[size])
         x = self.conv(_lrelu(x), self.conv_img)

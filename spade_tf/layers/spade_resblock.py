@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from spade_tf.layers.clade import CLADE
 from spade_tf.layers.conv2d import Conv2D
 from spade_tf.layers.spade import SPADE
 
@@ -17,6 +18,11 @@ class SPADEResBlock(keras.layers.Layer):
     conv_0, conv_1 and conv_s only, as official (not the SPADE convs).
     LeakyReLU slope 0.2.
 
+    ``norm_mode="clade"`` replaces each SPADE by CLADE (class-wise affine
+    lookup, official ``SPADELight``); with instance edges CLADE appends one
+    channel, so conv_0, conv_1 and conv_s take one input channel more, as
+    the official CLADE block.
+
     Args:
         in_channels: channels of x.
         out_channels: channels of the output.
@@ -25,9 +31,15 @@ class SPADEResBlock(keras.layers.Layer):
         norm: SPADE param-free norm, "syncbatch", "batch" or "instance".
         spectral_norm: spectral-normalize conv_0, conv_1, conv_s.
         kernel_initializer: conv initializer (default official Xavier 0.02).
+        norm_mode: "spade" or "clade".
+        classes: CLADE's label channels (classes + don't-care); the segmap
+            has one more when ``instance_edges``.
+        instance_edges: CLADE: the segmap's last channel is the edge map.
+        positional: CLADE-ICPE: the call takes positional-encoding maps.
 
     Call args:
         x: [B, H, W, in_channels]. segmap: [B, H', W', semantic_nc].
+        positional: [B, H', W', 2] CLADE-ICPE maps (with ``positional``).
         training: batch-norm and spectral-norm mode.
 
     Returns:
@@ -38,7 +50,8 @@ class SPADEResBlock(keras.layers.Layer):
 
     def __init__(
         self, in_channels, out_channels, spade_hidden=128, spade_kernel_size=3,
-        norm="syncbatch", spectral_norm=True, kernel_initializer=None, **kwargs,
+        norm="syncbatch", spectral_norm=True, kernel_initializer=None, norm_mode="spade",
+        classes=None, instance_edges=False, positional=False, **kwargs,
     ):
         super().__init__(**kwargs)
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
@@ -51,10 +64,25 @@ class SPADEResBlock(keras.layers.Layer):
         self.norm = norm
         self.spectral_norm = spectral_norm
         self.kernel_initializer = keras.initializers.get(kernel_initializer) if kernel_initializer else None
+        if norm_mode not in ("spade", "clade"):
+            raise ValueError(f"norm_mode={norm_mode!r} is not valid; expected 'spade' or 'clade'.")
+        if norm_mode == "clade" and classes is None:
+            raise ValueError("norm_mode='clade' needs classes (the segmap's label channels).")
+        self.norm_mode = norm_mode
+        self.classes = classes
+        self.instance_edges = bool(instance_edges)
+        self.positional = bool(positional)
         self.learned_shortcut = in_channels != out_channels
         middle = min(in_channels, out_channels)
+        # CLADE with edges appends the edge conv's channel to its output.
+        self.extra_channels = int(norm_mode == "clade" and self.instance_edges)
 
         def spade(channels, name):
+            if norm_mode == "clade":
+                return CLADE(
+                    channels, classes, instance_edges=instance_edges, positional=positional, norm=norm,
+                    kernel_initializer=self.kernel_initializer, name=name, dtype=self.dtype_policy,
+                )
             return SPADE(
                 channels, hidden=spade_hidden, kernel_size=spade_kernel_size,
                 norm=norm, kernel_initializer=self.kernel_initializer,
@@ -76,34 +104,37 @@ class SPADEResBlock(keras.layers.Layer):
             self.conv_s = conv(out_channels, 1, "conv_s", use_bias=False)
             self.norm_s = spade(in_channels, "norm_s")
 
-    def build(self, x_shape, segmap_shape):
+    def build(self, x_shape, segmap_shape, positional_shape=None):
         if x_shape[-1] != self.in_channels:
             raise ValueError(
                 f"{self.name}: expected {self.in_channels} input channels, got shape {x_shape}."
             )
         middle_shape = (*x_shape[:-1], min(self.in_channels, self.out_channels))
-        self.norm_0.build(x_shape, segmap_shape)
-        self.conv_0.build(x_shape)
-        self.norm_1.build(middle_shape, segmap_shape)
-        self.conv_1.build(middle_shape)
+        widen = lambda shape: (*shape[:-1], shape[-1] + self.extra_channels)  # noqa: E731
+        norm_args = (segmap_shape, positional_shape) if self.norm_mode == "clade" else (segmap_shape,)
+        self.norm_0.build(x_shape, *norm_args)
+        self.conv_0.build(widen(x_shape))
+        self.norm_1.build(middle_shape, *norm_args)
+        self.conv_1.build(widen(middle_shape))
         if self.learned_shortcut:
-            self.norm_s.build(x_shape, segmap_shape)
-            self.conv_s.build(x_shape)
+            self.norm_s.build(x_shape, *norm_args)
+            self.conv_s.build(widen(x_shape))
 
-    def call(self, x, segmap, training=None):
+    def call(self, x, segmap, positional=None, training=None):
+        def norm(layer, h):
+            if self.norm_mode == "clade":
+                return layer(h, segmap, positional, training=training)
+            return layer(h, segmap, training=training)
+
         if self.learned_shortcut:
-            x_s = self.conv_s(self.norm_s(x, segmap, training=training), training=training)
+            x_s = self.conv_s(norm(self.norm_s, x), training=training)
         else:
             x_s = x
-        dx = self.conv_0(
-            ops.leaky_relu(self.norm_0(x, segmap, training=training), 0.2), training=training
-        )
-        dx = self.conv_1(
-            ops.leaky_relu(self.norm_1(dx, segmap, training=training), 0.2), training=training
-        )
+        dx = self.conv_0(ops.leaky_relu(norm(self.norm_0, x), 0.2), training=training)
+        dx = self.conv_1(ops.leaky_relu(norm(self.norm_1, dx), 0.2), training=training)
         return x_s + dx
 
-    def compute_output_shape(self, x_shape, segmap_shape):
+    def compute_output_shape(self, x_shape, segmap_shape, positional_shape=None):
         return (*x_shape[:-1], self.out_channels)
 
     def get_config(self):
@@ -111,7 +142,8 @@ class SPADEResBlock(keras.layers.Layer):
         config.update(
             in_channels=self.in_channels, out_channels=self.out_channels,
             spade_hidden=self.spade_hidden, spade_kernel_size=self.spade_kernel_size,
-            norm=self.norm, spectral_norm=self.spectral_norm,
+            norm=self.norm, spectral_norm=self.spectral_norm, norm_mode=self.norm_mode,
+            classes=self.classes, instance_edges=self.instance_edges, positional=self.positional,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer)
             if self.kernel_initializer else None,
         )

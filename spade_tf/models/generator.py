@@ -10,7 +10,9 @@ def build_generator(config: SPADEConfig, name: str = "generator") -> keras.Model
     """Builds the SPADE generator of a config as a functional ``keras.Model``.
 
     Inputs: ``"segmap"`` [B, H, W, semantic_nc] float one-hot label map (plus
-    the instance-edge channel), and with ``use_vae`` ``"latent"`` [B, z_dim].
+    the instance-edge channel), with ``use_vae`` ``"latent"`` [B, z_dim], and
+    with ``use_positional_encoding`` ``"positional"`` [B, H, W, 2] (CLADE-ICPE
+    maps, ``spade_tf.positional``).
     Output: [B, H, W, 3] image in [-1, 1], ``(H, W) = config.image_size``.
 
     Layer names follow NVlabs' state-dict keys (``fc``, ``head_0``,
@@ -20,7 +22,9 @@ def build_generator(config: SPADEConfig, name: str = "generator") -> keras.Model
     or the label map nearest-resized to ``latent_size`` (3x3 conv, 'fc') at
     16 ngf channels; head_0, up, G_middle_0, [up if more/most], G_middle_1,
     then up + up_0..up_3 (16->8->4->2->1 ngf), [up + up_4 to ngf/2 if most];
-    LeakyReLU(0.2) -> 3x3 conv -> tanh.
+    LeakyReLU(0.2) -> 3x3 conv -> tanh. ``norm_mode="clade"`` builds the
+    same generator with CLADE in place of SPADE in every block (official
+    tzt101/CLADE ``--norm_mode clade``); ``fc`` still reads the whole segmap.
 
     Reference: NVlabs/SPADE ``models/networks/generator.py``.
     """
@@ -34,7 +38,8 @@ def build_generator(config: SPADEConfig, name: str = "generator") -> keras.Model
         return SPADEResBlock(
             fin, fout, spade_hidden=c.spade_hidden, spade_kernel_size=c.spade_kernel_size,
             norm=c.param_free_norm_G, spectral_norm=c.use_spectral_norm_G,
-            kernel_initializer=init, name=block_name,
+            kernel_initializer=init, norm_mode=c.norm_mode, classes=c.num_classes,
+            instance_edges=c.use_instance_map, positional=c.use_positional_encoding, name=block_name,
         )
 
     segmap = keras.Input((height, width, c.semantic_nc), name="segmap")
@@ -52,24 +57,31 @@ def build_generator(config: SPADEConfig, name: str = "generator") -> keras.Model
         x = NearestResize((sh, sw), name="segmap_downsample")(segmap)
         x = Conv2D(16 * nf, 3, padding=1, kernel_initializer=init, name="fc")(x)
 
+    # CLADE-ICPE's maps go to every block beside the segmap.
+    conditions = [segmap]
+    if c.use_positional_encoding:
+        positional = keras.Input((height, width, 2), name="positional")
+        inputs["positional"] = positional
+        conditions.append(positional)
+
     def up(x, i):
         return Upsample2x(name=f"up{i}")(x)
 
-    x = block(16 * nf, 16 * nf, "head_0")(x, segmap)
+    x = block(16 * nf, 16 * nf, "head_0")(x, *conditions)
     x = up(x, 0)
-    x = block(16 * nf, 16 * nf, "G_middle_0")(x, segmap)
+    x = block(16 * nf, 16 * nf, "G_middle_0")(x, *conditions)
     n_up = 1
     if c.num_upsampling_layers in ("more", "most"):
         x = up(x, n_up)
         n_up += 1
-    x = block(16 * nf, 16 * nf, "G_middle_1")(x, segmap)
+    x = block(16 * nf, 16 * nf, "G_middle_1")(x, *conditions)
     channels = [16 * nf, 8 * nf, 4 * nf, 2 * nf, 1 * nf]
     if c.num_upsampling_layers == "most":
         channels.append(nf // 2)
     for i in range(len(channels) - 1):
         x = up(x, n_up)
         n_up += 1
-        x = block(channels[i], channels[i + 1], f"up_{i}")(x, segmap)
+        x = block(channels[i], channels[i + 1], f"up_{i}")(x, *conditions)
     x = keras.layers.LeakyReLU(0.2, name="lrelu_img")(x)
     x = Conv2D(3, 3, padding=1, kernel_initializer=init, name="conv_img")(x)
     image = keras.layers.Activation("tanh", name="image", dtype="float32")(x)

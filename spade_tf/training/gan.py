@@ -30,6 +30,22 @@ def segmap_from_batch(batch, config: SPADEConfig):
     return segmap
 
 
+def conditions_from_batch(batch, config: SPADEConfig):
+    """The generator's label inputs of a batch: ``{"segmap"}``, plus CLADE-ICPE's ``"positional"``."""
+    conditions = {"segmap": segmap_from_batch(batch, config)}
+    if config.use_positional_encoding:
+        if "positional" not in batch:
+            raise KeyError("use_positional_encoding=True but the batch has no 'positional' maps "
+                           "(build_dataset adds them; spade_tf.positional.positional_encoding computes them).")
+        conditions["positional"] = tf.cast(batch["positional"], tf.float32)
+    return conditions
+
+
+def _conditions(segmap):
+    """``segmap`` as a dict of the generator's label inputs (a tensor is the segmap alone)."""
+    return dict(segmap) if isinstance(segmap, dict) else {"segmap": segmap}
+
+
 def make_optimizers(config: SPADEConfig, steps_per_epoch: int, mixed_float16: bool = False):
     """Adam for G (and E) and D with the official rates, betas and schedule."""
     beta1, beta2 = config.adam_betas
@@ -67,7 +83,9 @@ class SPADEGAN(keras.Model):
             ``config.vgg_weights`` when ``use_vgg_loss``).
 
     Call args (inference): ``{"segmap"}``, plus ``"latent"`` or ``"image"``
-    with a VAE (a random latent otherwise).
+    with a VAE (a random latent otherwise), and ``"positional"`` with
+    CLADE-ICPE. The step methods take ``segmap`` as a tensor or as such a
+    dict of label inputs (``conditions_from_batch``); D sees the segmap only.
     """
 
     def __init__(self, config: SPADEConfig, vgg=None, **kwargs):
@@ -129,28 +147,30 @@ class SPADEGAN(keras.Model):
 
     # -------------------------------------------------------------- forward
     def call(self, inputs, training=False):
-        segmap = inputs["segmap"]
+        conditions = {k: inputs[k] for k in ("segmap", "positional") if k in inputs}
         if not self.config.use_vae:
-            return self.generator({"segmap": segmap}, training=training)
+            return self.generator(conditions, training=training)
         if "latent" in inputs:
             latent = inputs["latent"]
         elif "image" in inputs:
             mean, logvar = self.encoder({"image": inputs["image"]}, training=training)
             latent = self.sampler(mean, logvar)
         else:
-            latent = keras.random.normal((tf.shape(segmap)[0], self.config.z_dim))
-        return self.generator({"segmap": segmap, "latent": latent}, training=training)
+            latent = keras.random.normal((tf.shape(inputs["segmap"])[0], self.config.z_dim))
+        return self.generator({**conditions, "latent": latent}, training=training)
 
     def generate(self, segmap, image, training=True):
         """(fake, mean, logvar); mean and logvar are None without a VAE."""
+        conditions = _conditions(segmap)
         if not self.config.use_vae:
-            return self.generator({"segmap": segmap}, training=training), None, None
+            return self.generator(conditions, training=training), None, None
         mean, logvar = self.encoder({"image": image}, training=training)
         latent = self.sampler(mean, logvar)
-        return self.generator({"segmap": segmap, "latent": latent}, training=training), mean, logvar
+        return self.generator({**conditions, "latent": latent}, training=training), mean, logvar
 
     def discriminate(self, segmap, fake, real, training=True):
         """D on fake and real in one batch; returns (pred_fake, pred_real)."""
+        segmap = _conditions(segmap)["segmap"]
         fake = tf.cast(fake, real.dtype)
         pred = as_scales(self.discriminator(
             {"segmap": tf.concat([segmap, segmap], 0), "image": tf.concat([fake, real], 0)},
@@ -213,7 +233,7 @@ class SPADEGAN(keras.Model):
         return terms
 
     def train_step(self, data):
-        segmap = segmap_from_batch(data, self.config)
+        segmap = conditions_from_batch(data, self.config)
         image = tf.cast(data["image"], tf.float32)
         k = self.config.D_steps_per_G
         if k == 1:
@@ -236,7 +256,7 @@ class SPADEGAN(keras.Model):
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def test_step(self, data):
-        segmap = segmap_from_batch(data, self.config)
+        segmap = conditions_from_batch(data, self.config)
         image = tf.cast(data["image"], tf.float32)
         terms = {**self.generator_losses(segmap, image, False), **self.discriminator_losses(segmap, image, False)}
         for name, value in terms.items():

@@ -28,7 +28,7 @@ from spade_tf.data import find_files, validate_files
 from spade_tf.data.layouts import DatasetFiles
 from spade_tf.data.pipeline import build_dataset
 from spade_tf.training.distribute import get_strategy, worker_info
-from spade_tf.training.gan import SPADEGAN, make_optimizers
+from spade_tf.training.gan import SPADEGAN, conditions_from_batch, make_optimizers
 from spade_tf.training.loop import Action, run_loop
 from spade_tf.utils.visualize import colorize, save_png, to_uint8
 from spade_tf.workdir import (
@@ -126,7 +126,7 @@ def _files(options: TrainOptions, config: SPADEConfig, split: str) -> DatasetFil
 
 def _sample_grid(model, batch, config):
     """uint8 rows of colour-coded label | generated | real for a batch."""
-    inputs = {"segmap": batch["segmap"]}
+    inputs = conditions_from_batch(batch, config)
     if config.use_vae:
         inputs["image"] = batch["image"]
     fake = to_uint8(keras.ops.convert_to_numpy(model(inputs, training=False)))

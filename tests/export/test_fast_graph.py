@@ -28,6 +28,8 @@ CASES = {
     "coco": ("coco", dict(num_upsampling_layers="more")),
     "ade20k": ("ade20k", dict(spade_hidden=32)),  # no instance map; id 0 is a class
     "coco_vae": ("coco", dict(use_vae=True)),
+    # CLADE: class tables with batch norm folded; edges append a channel; 'more' upsampling
+    "coco_clade": ("coco", dict(norm_mode="clade", num_upsampling_layers="more")),
 }
 
 
@@ -191,8 +193,9 @@ def test_unsupported_configs_fall_back(overrides, reason):
     np.testing.assert_array_equal(image, expected)
 
 
-def test_tflite_float32():
-    config, generator = make_generator("coco", dict(use_vae=True), seed=3)
+@pytest.mark.parametrize("overrides", [dict(use_vae=True), dict(norm_mode="clade")], ids=["spade_vae", "clade"])
+def test_tflite_float32(overrides):
+    config, generator = make_generator("coco", overrides, seed=3)
     module = SynthesisModule(generator, config)
     model = to_tflite(module, "float32")
     ops = {op["op_name"] for op in make_interpreter(model)._get_ops_details()}

@@ -13,9 +13,36 @@ def small(**overrides):
 
 
 @pytest.mark.slow  # builds the full-size ADE20K network
-def test_ade20k_parameter_count_equals_official():
-    model = build_generator(get_preset("ade20k"))
-    assert n_trainable(model) == 96_492_483
+@pytest.mark.parametrize("norm_mode, official", [
+    ("spade", 96_492_483),  # NVlabs/SPADE
+    ("clade", 71_427_267),  # tzt101/CLADE --norm_mode clade
+])
+def test_ade20k_parameter_count_equals_official(norm_mode, official):
+    model = build_generator(get_preset("ade20k", norm_mode=norm_mode))
+    assert n_trainable(model) == official
+
+
+def test_clade_parameter_count_formula_small_config():
+    # COCO (instance edges: each block's convs take one more channel; 1x1 edge
+    # conv per norm) with ICPE (two 1x1 convs 2 -> 1 per norm); by hand.
+    cfg = small(norm_mode="clade", use_positional_encoding=True)
+    nf, s, k = 4, cfg.semantic_nc, cfg.label_nc + 1  # lookup rows: classes + don't care
+
+    def clade(c):
+        return 2 * k * c + 2 + 2 * 3  # gamma/beta tables, inst_conv, dist_conv_w/b
+
+    def block(fin, fout):
+        fm = min(fin, fout)
+        n = clade(fin) + clade(fm) + (9 * (fin + 1) * fm + fm) + (9 * (fm + 1) * fout + fout)
+        return n + (clade(fin) + (fin + 1) * fout if fin != fout else 0)
+
+    expected = 9 * s * 16 * nf + 16 * nf  # fc reads the whole segmap, edges included
+    expected += 3 * block(16 * nf, 16 * nf)
+    expected += block(16 * nf, 8 * nf) + block(8 * nf, 4 * nf) + block(4 * nf, 2 * nf) + block(2 * nf, nf)
+    expected += 9 * nf * 3 + 3  # conv_img
+    generator = build_generator(cfg)
+    assert n_trainable(generator) == expected
+    assert sorted(generator.input.keys()) == ["positional", "segmap"]
 
 
 def test_parameter_count_formula_small_config():

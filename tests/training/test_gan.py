@@ -4,7 +4,13 @@ import tensorflow as tf
 from helpers import one_hot_segmap
 
 from spade_tf import get_preset
-from spade_tf.training import SPADEGAN, ConstantThenLinearDecay, make_optimizers, segmap_from_batch
+from spade_tf.training import (
+    SPADEGAN,
+    ConstantThenLinearDecay,
+    conditions_from_batch,
+    make_optimizers,
+    segmap_from_batch,
+)
 
 
 def tiny(**overrides):
@@ -109,3 +115,32 @@ def test_optimizers_follow_ttur_and_schedule():
     del schedule
     with pytest.raises(ValueError, match="steps_per_epoch=0"):
         ConstantThenLinearDecay(1e-4, 0, 1, 1)
+
+
+def test_clade_generator_loss_reaches_the_class_rows_of_present_classes_only(rng):
+    # CLADE's tables are looked up: through the whole GAN loss, the rows of a
+    # class absent from the batch get an exactly zero gradient, the others not.
+    # 64x64, so that batch norm at the 2x2 first feature map does not flatten
+    # the gradient (two values normalize to +-1 whatever they are); quadrants
+    # of 4 classes, so that every class is present at every resolution.
+    cfg = tiny(norm_mode="clade", use_vae=False, crop_size=64, load_size=64)
+    model = SPADEGAN(cfg)
+    model.compile(steps_per_epoch=10)
+    quadrants = np.array([[[0, 3], [7, 255]], [[255, 0], [3, 7]]])
+    ids = quadrants.repeat(32, axis=1).repeat(32, axis=2)
+    ids[1, 40:50, 5:9] = 3  # and a small region that only the finer layers see
+    data = {"label": tf.constant(ids, tf.int32), "instance": tf.constant(ids, tf.int32),
+            "image": tf.constant(rng.uniform(-1, 1, size=(2, 64, 64, 3)).astype("float32"))}
+    tables = [v for v in model.generator.trainable_variables if v.path.endswith(("class_weight", "class_bias"))]
+    assert len(tables) == 2 * (2 * 7 + 4)  # norm_0, norm_1 per block, norm_s in the 4 up blocks
+    conditions = conditions_from_batch(data, cfg)
+    with tf.GradientTape() as tape:
+        terms = model.generator_losses(conditions, data["image"])
+        total = sum(terms.values())
+    present = np.zeros(cfg.num_classes, bool)
+    present[[0, 3, 7, cfg.dontcare_channel]] = True
+    for grad, v in zip(tape.gradient(total, tables), tables):
+        reached = np.any(tf.convert_to_tensor(grad).numpy() != 0, axis=1)  # IndexedSlices of a gather
+        np.testing.assert_array_equal(reached, present, err_msg=v.path)
+    logs = model.train_step(data)  # and a whole step runs
+    assert all(np.isfinite(float(v)) for v in logs.values())

@@ -1,0 +1,126 @@
+"""CLADE: class-adaptive (de)normalization."""
+
+import keras
+from keras import ops
+
+from spade_tf.layers.conv2d import Conv2D
+from spade_tf.layers.normalization import param_free_norm
+from spade_tf.layers.resize import resize_nearest
+
+
+@keras.saving.register_keras_serializable(package="spade_tf")
+class CLADE(keras.layers.Layer):
+    """Class-adaptive normalization (Tan et al. 2021, "Efficient Semantic Image Synthesis via
+    Class-Adaptive Normalization", eq. 4).
+
+    ``out = norm(x) * gamma[c] + beta[c]`` where ``c`` is each pixel's class
+    (the argmax of the nearest-resized label channels) and ``gamma``,
+    ``beta`` are learned [classes, channels] tables: a lookup instead of
+    SPADE's convolutions. Unlike SPADE the scale is ``gamma``, not
+    ``1 + gamma``; official init: ``gamma ~ U[0, 1)``, ``beta = 0``.
+
+    With ``positional`` (CLADE-ICPE, official ``--add_dist``), per-pixel maps
+    ``d`` [.., 2] (each pixel's normalized offset from the centre of its
+    class region) modulate the looked-up values: ``gamma * (1 + conv_w(d))``,
+    ``beta * (1 + conv_b(d))`` with 1x1 convs to one channel. The official
+    ``ClassAffine`` zero-initializes them, but the network's ``init_weights``
+    runs afterwards and re-initializes every conv (Xavier, gain 0.02, zero
+    bias), so they start as the other convs do.
+
+    With ``instance_edges``, the segmap's last channel is the instance-edge
+    map: it is not a class; a 1x1 conv of it is concatenated to the output
+    as one more channel (so the following convs take ``channels + 1``).
+
+    Args:
+        channels: channels of x.
+        classes: label channels of the segmap (classes + don't-care).
+        instance_edges: whether the segmap ends with an edge channel.
+        positional: whether the call takes ICPE maps.
+        norm: "syncbatch", "batch" or "instance" (param-free).
+        kernel_initializer: initializer of the 1x1 convs (default official
+            Xavier 0.02).
+
+    Call args:
+        x: [B, H, W, channels]. segmap: [B, H', W', classes (+1 edge)] one-hot.
+        positional: [B, H', W', 2] ICPE maps (h, w offsets), with ``positional``.
+        training: batch-norm statistics mode.
+
+    Returns:
+        [B, H, W, channels + int(instance_edges)].
+
+    Reference: tzt101/CLADE ``models/networks/normalization.py``
+    (``SPADELight``, ``ClassAffine.affine_embed``).
+    """
+
+    def __init__(self, channels, classes, instance_edges=False, positional=False, norm="syncbatch",
+                 kernel_initializer=None, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("channels", channels), ("classes", classes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} is not valid; expected a positive int.")
+        self.channels = channels
+        self.classes = classes
+        self.instance_edges = bool(instance_edges)
+        self.positional = bool(positional)
+        self.norm = norm
+        self.kernel_initializer = keras.initializers.get(kernel_initializer) if kernel_initializer else None
+        conv = dict(kernel_size=1, kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
+        self.param_free_norm = param_free_norm(norm, "param_free_norm", self.dtype_policy)
+        if self.positional:
+            self.dist_conv_w = Conv2D(1, name="dist_conv_w", **conv)
+            self.dist_conv_b = Conv2D(1, name="dist_conv_b", **conv)
+        if self.instance_edges:
+            self.inst_conv = Conv2D(1, name="inst_conv", **conv)
+
+    def build(self, x_shape, segmap_shape, positional_shape=None):
+        expected = self.classes + int(self.instance_edges)
+        if segmap_shape[-1] != expected:
+            raise ValueError(f"{self.name}: expected a segmap of {expected} channels, got shape {segmap_shape}.")
+        self.param_free_norm.build(x_shape)
+        self.class_weight = self.add_weight(
+            shape=(self.classes, self.channels), initializer=keras.initializers.RandomUniform(0.0, 1.0),
+            name="class_weight")
+        self.class_bias = self.add_weight(shape=(self.classes, self.channels), initializer="zeros",
+                                          name="class_bias")
+        map_shape = (x_shape[0], x_shape[1], x_shape[2])
+        if self.positional:
+            self.dist_conv_w.build((*map_shape, 2))
+            self.dist_conv_b.build((*map_shape, 2))
+        if self.instance_edges:
+            self.inst_conv.build((*map_shape, 1))
+
+    def class_ids(self, segmap, size):
+        """[B, h, w] class of each pixel of the segmap resized to ``size`` (and the edge map)."""
+        segmap = resize_nearest(segmap, size)
+        edges = segmap[..., self.classes:] if self.instance_edges else None
+        return ops.argmax(segmap[..., :self.classes], axis=-1), edges
+
+    def call(self, x, segmap, positional=None, training=None):
+        if self.positional and positional is None:
+            raise ValueError(f"{self.name} was built with positional=True: pass the ICPE maps.")
+        normalized = self.param_free_norm(x, training=training)
+        size = (x.shape[1], x.shape[2])
+        ids, edges = self.class_ids(segmap, size)
+        gamma = ops.take(ops.cast(self.class_weight, x.dtype), ids, axis=0)
+        beta = ops.take(ops.cast(self.class_bias, x.dtype), ids, axis=0)
+        if self.positional:
+            dist = ops.cast(resize_nearest(positional, size), x.dtype)
+            gamma = gamma * (1.0 + self.dist_conv_w(dist))
+            beta = beta * (1.0 + self.dist_conv_b(dist))
+        out = normalized * gamma + beta
+        if self.instance_edges:
+            out = ops.concatenate([out, self.inst_conv(ops.cast(edges, x.dtype))], axis=-1)
+        return out
+
+    def compute_output_shape(self, x_shape, segmap_shape, positional_shape=None):
+        return (*x_shape[:-1], self.channels + int(self.instance_edges))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            channels=self.channels, classes=self.classes, instance_edges=self.instance_edges,
+            positional=self.positional, norm=self.norm,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer)
+            if self.kernel_initializer else None,
+        )
+        return config
