@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent("""
     from spade_tf.training import SPADEGAN
 
     cfg = get_preset("coco", ngf=4, ndf=4, crop_size=32, load_size=32, spade_hidden=8,
-                     use_vgg_loss=False, batch_size=4, param_free_norm_G="syncbatch")
+                     use_vgg_loss=False, batch_size=4, param_free_norm_G="syncbatch", norm_mode=NORM_MODE)
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 8, size=(4, 8, 8)).repeat(4, 1).repeat(4, 2)
     seg = np.eye(cfg.semantic_nc, dtype=np.float32)[ids]
@@ -43,7 +43,9 @@ SCRIPT = textwrap.dedent("""
         # Kernels only: biases that feed a batch norm have a zero true
         # gradient, and Adam's first step (lr * g / |g|) turns the float noise
         # of either run into a full step of either sign.
-        weights = [v.numpy() for v in model.g_variables + model.d_variables if "kernel" in v.path]
+        # CLADE's class tables too (their gradients are IndexedSlices of a gather).
+        weights = [v.numpy() for v in model.g_variables + model.d_variables
+                   if "kernel" in v.path or "class_weight" in v.path]
         stats = [v.numpy() for v in model.generator.non_trainable_variables if "moving" in v.path]
         return logs, weights, stats
 
@@ -66,7 +68,9 @@ SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_mirrored_two_replicas_match_one_device():
+@pytest.mark.parametrize("norm_mode", ["spade", "clade"])
+def test_mirrored_two_replicas_match_one_device(norm_mode):
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=900)
+    script = SCRIPT.replace("NORM_MODE", repr(norm_mode))
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0 and "MATCH" in result.stdout, (result.stdout + result.stderr)[-4000:]

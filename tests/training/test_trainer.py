@@ -34,8 +34,9 @@ def generator_kernels(path):
     return {n: reader.get_tensor(n) for n in names}
 
 
-def test_train_writes_checkpoints_logs_samples_and_resumes(tmp_path, capsys):
-    cfg = get_preset("synthetic", **TINY)
+@pytest.mark.parametrize("norm", [dict(), dict(norm_mode="clade")], ids=["spade", "clade"])
+def test_train_writes_checkpoints_logs_samples_and_resumes(tmp_path, capsys, norm):
+    cfg = get_preset("synthetic", **TINY, **norm)
     summary = train(cfg, options(tmp_path, max_steps=3))
     assert summary["step"] == 3 and not summary["resumed"]
     assert checkpoints(tmp_path) == ["ckpt-2", "ckpt-3"]
@@ -114,11 +115,14 @@ def test_sigkill_mid_run_then_resume_reaches_max_steps(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision, jit", [("mixed_float16", False), ("mixed_bfloat16", False), ("none", True)])
-def test_mixed_precision_and_xla_steps_are_finite(tmp_path, precision, jit):
+@pytest.mark.parametrize("precision, jit, norm_mode", [
+    ("mixed_float16", False, "spade"), ("mixed_bfloat16", False, "spade"), ("none", True, "spade"),
+    ("mixed_float16", False, "clade"),
+])
+def test_mixed_precision_and_xla_steps_are_finite(tmp_path, precision, jit, norm_mode):
     import keras
 
-    cfg = get_preset("synthetic", **TINY)
+    cfg = get_preset("synthetic", **TINY, norm_mode=norm_mode)
     summary = train(cfg, options(tmp_path, max_steps=2, mixed_precision=precision, jit_compile=jit))
     assert summary["step"] == 2
     assert all(np.isfinite(v) for v in summary["logs"].values()), summary["logs"]
