@@ -303,3 +303,39 @@ def test_cli_prints_its_url_and_serves(palette_export):
     bad = subprocess.run([sys.executable, "-m", "spade_tf.painter", "--model=/nonexistent"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode != 0 and "error: Model path /nonexistent does not exist." in bad.stderr
+
+
+def test_clade_model_paints_what_its_generator_computes(tmp_path):
+    # A real (untrained) CLADE generator behind the painter: the served image is
+    # the SavedModel's, which is the Keras generator's within one level.
+    import keras
+
+    from spade_tf.config import get_preset
+    from spade_tf.export import export_model
+    from spade_tf.models import build_generator
+    from spade_tf.painter.model import load_painter_model
+    from spade_tf.painter.server import PainterServer
+    from spade_tf.segmap import make_segmap
+    from spade_tf.utils.visualize import to_uint8
+
+    keras.utils.set_random_seed(0)
+    config = get_preset("synthetic", ngf=8, norm_mode="clade")
+    generator = build_generator(config)
+    export_dir = str(tmp_path / "clade")
+    export_model(generator, config, export_dir, tflite_variants=[], log=lambda *_: None)
+    server = PainterServer(("127.0.0.1", 0), load_painter_model(export_dir, log=lambda *_: None), log_requests=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        label = synthetic.scene_labels(3)
+        status, _, body = call(server, "POST", "/v1/models/spade:predict", predict_png_body(png_bytes(label)))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    assert status == 200, body
+    served = decode_png(base64.b64decode(body["predictions"][0]["b64"])).astype(int)
+    keras_image = to_uint8(np.asarray(generator(
+        {"segmap": make_segmap(tf.constant(label[None], tf.int32), None, config)}, training=False)))[0]
+    assert np.abs(served - keras_image).max() <= 1
+    assert keras_image.std() > 5  # class-dependent, not flat
