@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 from helpers import one_hot_segmap, to_numpy
 
 from spade_tf import build_discriminator, build_generator, get_preset
@@ -30,8 +31,9 @@ def test_no_tensorflow_import_in_networks():
     assert offenders == []
 
 
-def test_saved_generator_and_discriminator_give_same_outputs_on_jax(tmp_path, rng):
-    cfg = get_preset("coco", ngf=4, ndf=4, crop_size=64, spade_hidden=8)
+@pytest.mark.parametrize("norm_mode", ["spade", "clade"])
+def test_saved_generator_and_discriminator_give_same_outputs_on_jax(tmp_path, rng, norm_mode):
+    cfg = get_preset("coco", ngf=4, ndf=4, crop_size=64, spade_hidden=8, norm_mode=norm_mode)
     generator = build_generator(cfg)
     discriminator = build_discriminator(cfg)
     seg = one_hot_segmap(rng, 2, 64, 64, cfg.semantic_nc)
