@@ -1,6 +1,6 @@
 """SPADE building blocks (``keras.ops`` only: any Keras backend)."""
 
-from spade_tf.layers.clade import CLADE
+from spade_tf.layers.clade import CLADE, ClassMap
 from spade_tf.layers.conv2d import Conv2D
 from spade_tf.layers.initializers import get_initializer
 from spade_tf.layers.normalization import BatchNorm, InstanceNorm, param_free_norm
@@ -10,7 +10,7 @@ from spade_tf.layers.spade import SPADE
 from spade_tf.layers.spade_resblock import SPADEResBlock
 
 __all__ = [
-    "BatchNorm", "CLADE", "Conv2D", "InstanceNorm", "NearestResize", "Reparameterize", "SPADE",
+    "BatchNorm", "CLADE", "ClassMap", "Conv2D", "InstanceNorm", "NearestResize", "Reparameterize", "SPADE",
     "SPADEResBlock", "Upsample2x", "get_initializer", "param_free_norm",
     "resize_nearest", "torch_nearest_indices",
 ]

@@ -32,13 +32,13 @@ class SPADEResBlock(keras.layers.Layer):
         spectral_norm: spectral-normalize conv_0, conv_1, conv_s.
         kernel_initializer: conv initializer (default official Xavier 0.02).
         norm_mode: "spade" or "clade".
-        classes: CLADE's label channels (classes + don't-care); the segmap
-            has one more when ``instance_edges``.
-        instance_edges: CLADE: the segmap's last channel is the edge map.
+        classes: CLADE's label channels (classes + don't-care).
+        instance_edges: CLADE: the class map carries the edge map.
         positional: CLADE-ICPE: the call takes positional-encoding maps.
 
     Call args:
-        x: [B, H, W, in_channels]. segmap: [B, H', W', semantic_nc].
+        x: [B, H, W, in_channels]. segmap: [B, H', W', semantic_nc]; for
+            CLADE the compact class map instead (``ClassMap``).
         positional: [B, H', W', 2] CLADE-ICPE maps (with ``positional``).
         training: batch-norm and spectral-norm mode.
 

@@ -3,7 +3,7 @@
 import keras
 
 from spade_tf.config import SPADEConfig
-from spade_tf.layers import Conv2D, NearestResize, SPADEResBlock, Upsample2x, get_initializer
+from spade_tf.layers import ClassMap, Conv2D, NearestResize, SPADEResBlock, Upsample2x, get_initializer
 
 
 def build_generator(config: SPADEConfig, name: str = "generator") -> keras.Model:
@@ -57,8 +57,12 @@ def build_generator(config: SPADEConfig, name: str = "generator") -> keras.Model
         x = NearestResize((sh, sw), name="segmap_downsample")(segmap)
         x = Conv2D(16 * nf, 3, padding=1, kernel_initializer=init, name="fc")(x)
 
-    # CLADE-ICPE's maps go to every block beside the segmap.
-    conditions = [segmap]
+    # Each block's label input: the segmap, or for CLADE its class ids (and
+    # edges), taken once here; CLADE-ICPE's maps go beside it.
+    if c.norm_mode == "clade":
+        conditions = [ClassMap(c.num_classes, c.use_instance_map, name="class_map")(segmap)]
+    else:
+        conditions = [segmap]
     if c.use_positional_encoding:
         positional = keras.Input((height, width, 2), name="positional")
         inputs["positional"] = positional
