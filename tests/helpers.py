@@ -223,23 +223,32 @@ def _check_mixed_precision(layer, policy, how, inputs, expected_output_shape, tr
 EXPORT_SIZE = 64
 
 
+def generator_inputs(config, label, instance=None, latent=None):
+    """The generator's inputs for label maps: segmap, and latent / CLADE-ICPE maps where the config has them."""
+    import tensorflow as tf
+
+    from spade_tf.positional import positional_encoding
+    from spade_tf.segmap import make_segmap
+
+    inputs = {"segmap": make_segmap(label, instance, config)}
+    if config.use_vae:
+        inputs["latent"] = tf.constant(latent, tf.float32)
+    if config.use_positional_encoding:
+        inputs["positional"] = positional_encoding(tf.constant(label, tf.int32))
+    return inputs
+
+
 def warm_up_statistics(generator, config, steps=12, seed=0):
     """Training-mode passes so batch-norm moving statistics and spectral-norm
     vectors look like a trained model's rather than their initial values."""
-    import tensorflow as tf
-
     from spade_tf.export.calibration import random_layouts
-    from spade_tf.segmap import make_segmap
 
     rng = np.random.default_rng(seed)
     for _ in range(steps):
         examples = random_layouts(config, 2, seed=int(rng.integers(1 << 30)))
         label = np.stack([e["label"] for e in examples])
         instance = np.stack([e.get("instance", e["label"]) for e in examples])
-        inputs = {"segmap": make_segmap(label, instance, config)}
-        if config.use_vae:
-            inputs["latent"] = tf.constant(rng.standard_normal((2, config.z_dim)), tf.float32)
-        generator(inputs, training=True)
+        generator(generator_inputs(config, label, instance, rng.standard_normal((2, config.z_dim))), training=True)
 
 
 def add_contrast(generator, config, target_std=0.6):
@@ -248,14 +257,8 @@ def add_contrast(generator, config, target_std=0.6):
     At initialisation (Xavier gain 0.02) every image is a flat grey, which
     would make any quantization error look small.
     """
-    import tensorflow as tf
-
-    from spade_tf.segmap import make_segmap
-
     label, instance = labels_and_instances(config, 2, seed=99)
-    inputs = {"segmap": make_segmap(label, instance, config)}
-    if config.use_vae:
-        inputs["latent"] = tf.constant(np.random.default_rng(0).standard_normal((2, config.z_dim)), tf.float32)
+    inputs = generator_inputs(config, label, instance, np.random.default_rng(0).standard_normal((2, config.z_dim)))
     std = float(np.std(generator(inputs, training=False)))
     conv = generator.get_layer("conv_img")
     conv.kernel.assign(conv.kernel * (target_std / std))

@@ -19,6 +19,7 @@ import tensorflow as tf
 from spade_tf.config import SPADEConfig
 from spade_tf.data import synthetic
 from spade_tf.data.layouts import DatasetFiles, unpaired_error
+from spade_tf.positional import positional_encoding
 from spade_tf.segmap import edge_map, make_segmap, valid_ids_mask, valid_label_ids
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -237,8 +238,6 @@ def _pack(image, label, instance, config: SPADEConfig):
     if instance is not None:
         example["instance"] = instance
     if config.use_positional_encoding:
-        from spade_tf.positional import positional_encoding
-
         example["positional"] = positional_encoding(label[..., 0])
     return example
 

@@ -13,6 +13,7 @@ from spade_tf.data.layouts import DatasetFiles
 from spade_tf.evaluation import metrics
 from spade_tf.evaluation.data import validation_batches
 from spade_tf.evaluation.inception import InceptionFeatures, build_inception
+from spade_tf.positional import positional_encoding
 from spade_tf.segmap import make_segmap
 from spade_tf.utils.visualize import to_uint8
 
@@ -97,6 +98,8 @@ def generate_with_model(model, config: SPADEConfig) -> Callable[[dict], np.ndarr
     """
     def generate(batch):
         inputs = {"segmap": make_segmap(batch["label"], batch.get("instance"), config)}
+        if config.use_positional_encoding:  # CLADE-ICPE: the maps of the label map as given
+            inputs["positional"] = positional_encoding(batch["label"])
         if config.use_vae:
             inputs["image"] = tf.constant(batch["image"], tf.float32) / 127.5 - 1.0
         return to_uint8(tf.cast(model(inputs, training=False), tf.float32).numpy())

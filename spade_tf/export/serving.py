@@ -14,6 +14,7 @@ import tensorflow as tf
 from spade_tf.config import SPADEConfig
 from spade_tf.data.pipeline import decode_id_png
 from spade_tf.export.fast_graph import FastGenerator, unsupported_reason
+from spade_tf.positional import positional_encoding
 from spade_tf.segmap import edge_map, label_channels, make_segmap, valid_ids_mask, valid_label_ids
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -75,13 +76,16 @@ class SynthesisModule:
                 specs.append(tf.TensorSpec([None, h, w], tf.float32, name="edges"))
             if config.use_vae:
                 specs.append(tf.TensorSpec([None, config.z_dim], tf.float32, name="latent"))
+            if config.use_positional_encoding:
+                specs.append(tf.TensorSpec([None, h, w, 2], tf.float32, name="positional"))
             self._fast_function = tf.function(self._fast_image, input_signature=specs, autograph=False)
 
     def _fast_image(self, ids, *extra):
         extra = list(extra)
         edges = extra.pop(0) if self.config.use_instance_map else None
         latent = extra.pop(0) if self.config.use_vae else None
-        return self.fast(ids, edges, latent)
+        positional = extra.pop(0) if self.config.use_positional_encoding else None
+        return self.fast(ids, edges, latent, positional)
 
     # Graph pieces ---------------------------------------------------------
     def check_inputs(self, label, instance=None, latent=None):
@@ -153,17 +157,23 @@ class SynthesisModule:
         one-hot map); otherwise the one-hot ``segmap`` to the generator.
         """
         c = self.config
+        # CLADE-ICPE's maps, computed from the ids in the graph.
+        positional = positional_encoding(label) if c.use_positional_encoding else None
         if self.fast is not None:
             args = [label_channels(label, c.label_nc, c.contain_dontcare_label)]
             if c.use_instance_map:
                 args.append(edge_map(instance))
             if c.use_vae:
                 args.append(tf.cast(latent, tf.float32))
+            if positional is not None:
+                args.append(positional)
             image = self._fast_function(*args)
         else:
             inputs = {"segmap": make_segmap(label, instance, c)}
             if c.use_vae:
                 inputs["latent"] = latent
+            if positional is not None:
+                inputs["positional"] = positional
             image = self.generator(inputs, training=False)
         return to_uint8_graph(tf.cast(image, tf.float32))
 

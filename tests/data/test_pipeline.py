@@ -180,3 +180,34 @@ def test_16bit_ids_above_255_fail_in_graph_instead_of_wrapping(tmp_path, rng):
     files = find_files(str(tmp_path))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)out of range.*wide.png.*max id:.*259"):
         numpy_batches(build_dataset(cfg, files, training=False, batch_size=1), 1)
+
+
+def test_positional_maps_are_computed_on_the_label_as_read_then_cropped_and_flipped_with_it(tmp_path, rng):
+    # CLADE-ICPE: the official maps are computed offline on the whole label
+    # map, then cropped and flipped like it (a flip moves the w offsets without
+    # negating them, as official transform_offset).
+    from spade_tf.positional import positional_encoding_numpy
+
+    files = colour_dataset(tmp_path, rng, h=40, w=40)
+    cfg = get_preset("custom", label_nc=6, use_instance_map=True, crop_size=32, load_size=40,
+                     norm_mode="clade", use_positional_encoding=True)
+    ds = build_dataset(cfg, files, training=True, batch_size=4, seed=3)
+    sources = [np.array(Image.open(p)) for p in files.labels]
+    maps = [positional_encoding_numpy(src) for src in sources]
+    checked = flips = 0
+    for batch in numpy_batches(ds, 3):
+        assert batch["positional"].shape == (4, 32, 32, 2)
+        for label, positional in zip(batch["label"], batch["positional"]):
+            for src, full in zip(sources, maps):
+                for y in range(9):
+                    for x in range(9):
+                        window = src[y:y + 32, x:x + 32]
+                        if np.array_equal(window, label):
+                            expected = full[y:y + 32, x:x + 32]
+                        elif np.array_equal(window[:, ::-1], label):
+                            expected, flips = full[y:y + 32, x:x + 32][:, ::-1], flips + 1
+                        else:
+                            continue
+                        np.testing.assert_allclose(positional, expected, atol=2e-6)
+                        checked += 1
+    assert checked >= 12 and flips > 0

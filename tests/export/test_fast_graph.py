@@ -18,6 +18,7 @@ from spade_tf.config import get_preset
 from spade_tf.export import SynthesisModule, make_interpreter, run_tflite, to_tflite
 from spade_tf.export.fast_graph import FastGenerator, unsupported_reason
 from spade_tf.models import build_generator, fold_spectral_norm
+from spade_tf.positional import positional_encoding_numpy
 from spade_tf.segmap import edge_map, label_channels, make_segmap
 from spade_tf.utils.visualize import to_uint8
 
@@ -30,6 +31,8 @@ CASES = {
     "coco_vae": ("coco", dict(use_vae=True)),
     # CLADE: class tables with batch norm folded; edges append a channel; 'more' upsampling
     "coco_clade": ("coco", dict(norm_mode="clade", num_upsampling_layers="more")),
+    # CLADE-ICPE: positional maps computed in the graph (reference: SciPy's)
+    "ade20k_icpe": ("ade20k", dict(norm_mode="clade", use_positional_encoding=True)),
 }
 
 
@@ -86,17 +89,27 @@ def inputs_for(config, batch=2, seed=7):
     return label, instance, latent
 
 
+def numpy_positional(config, label):
+    """CLADE-ICPE's maps by the SciPy reference, or None."""
+    if not config.use_positional_encoding:
+        return None
+    return np.stack([positional_encoding_numpy(one) for one in label])
+
+
 def reference(generator, config, label, instance, latent):
     inputs = {"segmap": make_segmap(label, instance, config)}
     if latent is not None:
         inputs["latent"] = tf.constant(latent)
+    if config.use_positional_encoding:
+        inputs["positional"] = tf.constant(numpy_positional(config, label))
     return np.asarray(generator(inputs, training=False))
 
 
 def fast_outputs(fast, config, label, instance, latent):
     ids = label_channels(label, config.label_nc, config.contain_dontcare_label)
     edges = edge_map(instance) if config.use_instance_map else None
-    return np.asarray(tf.function(fast, autograph=False)(ids, edges, latent))
+    positional = numpy_positional(config, label)
+    return np.asarray(tf.function(fast, autograph=False)(ids, edges, latent, positional))
 
 
 def assert_same_image(got, expected, atol=ATOL):
@@ -193,7 +206,9 @@ def test_unsupported_configs_fall_back(overrides, reason):
     np.testing.assert_array_equal(image, expected)
 
 
-@pytest.mark.parametrize("overrides", [dict(use_vae=True), dict(norm_mode="clade")], ids=["spade_vae", "clade"])
+@pytest.mark.parametrize("overrides", [
+    dict(use_vae=True), dict(norm_mode="clade"), dict(norm_mode="clade", use_positional_encoding=True),
+], ids=["spade_vae", "clade", "clade_icpe"])
 def test_tflite_float32(overrides):
     config, generator = make_generator("coco", overrides, seed=3)
     module = SynthesisModule(generator, config)

@@ -34,7 +34,9 @@ def generator_kernels(path):
     return {n: reader.get_tensor(n) for n in names}
 
 
-@pytest.mark.parametrize("norm", [dict(), dict(norm_mode="clade")], ids=["spade", "clade"])
+@pytest.mark.parametrize("norm", [
+    dict(), dict(norm_mode="clade"), dict(norm_mode="clade", use_positional_encoding=True),
+], ids=["spade", "clade", "clade_icpe"])
 def test_train_writes_checkpoints_logs_samples_and_resumes(tmp_path, capsys, norm):
     cfg = get_preset("synthetic", **TINY, **norm)
     summary = train(cfg, options(tmp_path, max_steps=3))
