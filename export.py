@@ -26,7 +26,9 @@ flags.DEFINE_list("tflite", list(TFLITE_VARIANTS),
 flags.DEFINE_integer("calibration_images", 64, "Label maps used to calibrate the int8 model.", lower_bound=1)
 flags.DEFINE_string("dataset_dir", None, "Calibration data (default: the data the workdir was trained on).")
 flags.DEFINE_enum("dataset_mode", "auto", [m for m in DATASET_MODES if m != "synthetic"], "Layout of --dataset_dir.")
-flags.DEFINE_string("torch_checkpoint", None, "NVlabs latest_net_G.pth, or its checkpoint directory.")
+flags.DEFINE_string("torch_checkpoint", None,
+                    "NVlabs latest_net_G.pth (or CLADE best_net_G.pth, with --set=norm_mode=clade), "
+                    "or its checkpoint directory.")
 flags.DEFINE_string("import_workdir", None, "With --torch_checkpoint: also write a training workdir (step 0 "
                     "of the imported G, D, E) that train.py continues.")
 flags.DEFINE_string("preset", None, "With --torch_checkpoint: the preset it was trained with.")

@@ -1,4 +1,4 @@
-"""Import NVlabs/SPADE PyTorch checkpoints (``latest_net_G.pth`` and friends).
+"""Import NVlabs/SPADE PyTorch checkpoints (``latest_net_G.pth`` and friends), and tzt101/CLADE's.
 
 The official trainer saves ``<checkpoints_dir>/<name>/<epoch>_net_{G,D,E}.pth``
 with ``torch.save(net.state_dict())``; ``torch_io`` finds and reads those
@@ -15,7 +15,15 @@ PyTorch and reshaped as NHWC here, and the encoder's ``fc_mu`` / ``fc_var``
 take an NCHW flatten in PyTorch and an NHWC one here: their rows / columns
 are permuted.
 
-NVlabs' code and pretrained weights are licensed CC BY-NC-SA 4.0: convert them
+tzt101/CLADE is NVlabs/SPADE with ``SPADELight`` norms (``best_net_G.pth``
+in its released ``checkpoints/<name>[_dist]/``): the same generator keys
+except each norm's ``class_specified_affine.weight`` / ``.bias`` (the class
+tables, [classes, channels] on both sides), ``class_specified_affine.
+dist_conv_w`` / ``dist_conv_b`` with ICPE (``_dist`` models) and
+``inst_conv`` with instance maps; ``norm_mode="clade"`` (and
+``use_positional_encoding``) in the config select them.
+
+NVlabs' and CLADE's code and pretrained weights are licensed CC BY-NC-SA 4.0: convert them
 for your own non-commercial use; this project does not redistribute them.
 """
 
@@ -30,6 +38,7 @@ import numpy as np
 
 from spade_tf.config import SPADEConfig
 from spade_tf.convert.key_map import (
+    Entry,
     KeyMap,
     StateDictMismatchError,
     assign_state_dict,
@@ -65,15 +74,34 @@ def _spade_key_map(prefix, spade) -> KeyMap:
     )
 
 
+def _clade_key_map(prefix, clade) -> KeyMap:
+    """tzt101/CLADE's ``SPADELight``: param_free_norm, class_specified_affine (weight, bias,
+    [dist_conv_w, dist_conv_b]), [inst_conv]; the class tables are [classes, channels] in both."""
+    key_map = KeyMap()
+    if isinstance(clade.param_free_norm, BatchNorm):
+        key_map += batch_norm_key_map(f"{prefix}.param_free_norm", clade.param_free_norm)
+    affine = f"{prefix}.class_specified_affine"
+    shape = (clade.classes, clade.channels)
+    key_map += KeyMap((Entry(f"{affine}.weight", clade.class_weight, shape),
+                       Entry(f"{affine}.bias", clade.class_bias, shape)))
+    if clade.positional:
+        key_map += conv_key_map(f"{affine}.dist_conv_w", clade.dist_conv_w)
+        key_map += conv_key_map(f"{affine}.dist_conv_b", clade.dist_conv_b)
+    if clade.instance_edges:
+        key_map += conv_key_map(f"{prefix}.inst_conv", clade.inst_conv)
+    return key_map
+
+
 def _resblock_key_map(name, block) -> KeyMap:
     # Registration order of the official SPADEResnetBlock.
     convs = ["conv_0", "conv_1"] + (["conv_s"] if block.learned_shortcut else [])
     norms = ["norm_0", "norm_1"] + (["norm_s"] if block.learned_shortcut else [])
+    norm_key_map = _clade_key_map if block.norm_mode == "clade" else _spade_key_map
     key_map = KeyMap()
     for conv in convs:
         key_map += conv_key_map(f"{name}.{conv}", getattr(block, conv))
     for norm in norms:
-        key_map += _spade_key_map(f"{name}.{norm}", getattr(block, norm))
+        key_map += norm_key_map(f"{name}.{norm}", getattr(block, norm))
     return key_map
 
 
@@ -148,15 +176,39 @@ _FIELDS = {
     "generator": (
         "ngf", "semantic_nc", "num_upsampling_layers", "crop_size", "aspect_ratio", "use_vae",
         "z_dim", "spade_hidden", "spade_kernel_size", "param_free_norm_G", "use_spectral_norm_G",
+        "norm_mode", "use_positional_encoding",
     ),
     "discriminator": ("ndf", "num_D", "n_layers_D", "semantic_nc", "use_spectral_norm_D"),
     "encoder": ("ngf", "crop_size", "z_dim", "use_spectral_norm_E"),
 }
 
 
+def _check_norm_mode(state_dict, config: SPADEConfig, source: str) -> None:
+    """A CLADE checkpoint for a SPADE config (or the reverse, or ICPE's convs without
+    use_positional_encoding) is named as such, with the setting that fits it."""
+    keys = list(state_dict)
+    clade = any(".class_specified_affine." in k for k in keys)
+    spade = any(".mlp_shared." in k for k in keys)
+    dist = any(".dist_conv_w." in k for k in keys)
+    found = "clade" if clade else "spade" if spade else None
+    problem = None
+    if found and found != config.norm_mode:
+        problem = (f"its normalization layers are {found.upper()}'s but the config has "
+                   f"norm_mode={config.norm_mode!r}; pass --set=norm_mode={found}")
+    elif clade and dist != config.use_positional_encoding:
+        problem = (f"it {'has' if dist else 'has no'} CLADE-ICPE positional-encoding convs (dist_conv_w), but the "
+                   f"config has use_positional_encoding={config.use_positional_encoding}; pass "
+                   f"--set=use_positional_encoding={str(dist).lower()}")
+    if problem:
+        raise StateDictMismatchError(f"{source}: {problem}. Nothing was loaded.")
+
+
 def _assign(model, key_map: KeyMap, state_dict, what: str, config: SPADEConfig, source: str):
+    state_dict = normalize_state_dict(state_dict, source)
+    if what == "generator":
+        _check_norm_mode(state_dict, config, source)
     return assign_state_dict(
-        model, normalize_state_dict(state_dict, source), key_map, source, what=what,
+        model, state_dict, key_map, source, what=what,
         target=f"the config ({_describe(config, _FIELDS[what])})",
         advice="use the preset and settings the checkpoint was trained with (see its opt.txt)",
     )

@@ -34,8 +34,10 @@ def find_checkpoint_files(path: str | os.PathLike) -> dict[str, str]:
     Args:
         path: a checkpoint directory (``checkpoints/<name>``: its
             ``latest_net_G.pth`` and, when present, ``latest_net_D.pth`` and
-            ``latest_net_E.pth``), or one generator file ``<epoch>_net_G.pth``
-            (then the ``D`` and ``E`` files of the same epoch beside it).
+            ``latest_net_E.pth``; without a ``latest`` one, ``best_net_G.pth``,
+            the name of tzt101/CLADE's released models), or one generator
+            file ``<epoch>_net_G.pth`` (then the ``D`` and ``E`` files of the
+            same epoch beside it).
 
     Returns:
         A dict with "G" and whichever of "D", "E" exist.
@@ -48,13 +50,16 @@ def find_checkpoint_files(path: str | os.PathLike) -> dict[str, str]:
     if os.path.isdir(path):
         folder, prefix = path, "latest"
         generator = os.path.join(folder, "latest_net_G.pth")
+        if not os.path.isfile(generator) and os.path.isfile(os.path.join(folder, "best_net_G.pth")):
+            prefix, generator = "best", os.path.join(folder, "best_net_G.pth")
         if not os.path.isfile(generator):
             found = sorted(f for f in os.listdir(folder) if f.endswith("_net_G.pth"))
             hint = (
                 f" It holds {', '.join(found)}: pass one of them as the checkpoint."
                 if found else " It holds no *_net_G.pth file."
             )
-            raise FileNotFoundError(f"Checkpoint directory {path} has no latest_net_G.pth.{hint}")
+            raise FileNotFoundError(f"Checkpoint directory {path} has no latest_net_G.pth "
+                                    f"(nor best_net_G.pth).{hint}")
     elif os.path.isfile(path):
         generator = path
         folder, name = os.path.split(path)

@@ -118,8 +118,10 @@ def test_find_checkpoint_files(tmp_path):
     assert find_checkpoint_files(tmp_path / "10_net_G.pth") == {
         "G": str(tmp_path / "10_net_G.pth"), "E": str(tmp_path / "10_net_E.pth")}
     os.remove(tmp_path / "latest_net_G.pth")
-    with pytest.raises(FileNotFoundError, match=r"no latest_net_G\.pth\. It holds 10_net_G\.pth"):
+    with pytest.raises(FileNotFoundError, match=r"no latest_net_G\.pth \(nor best_net_G\.pth\)\. It holds 10_net_G"):
         find_checkpoint_files(tmp_path)
+    (tmp_path / "best_net_G.pth").write_bytes(b"")  # tzt101/CLADE's released models
+    assert find_checkpoint_files(tmp_path) == {"G": str(tmp_path / "best_net_G.pth")}
 
 
 # ----------------------------------------------------------- training on

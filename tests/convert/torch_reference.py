@@ -1,4 +1,4 @@
-"""A small PyTorch re-implementation of NVlabs/SPADE's networks, for the importer tests.
+"""A small PyTorch re-implementation of NVlabs/SPADE's (and tzt101/CLADE's) networks, for the importer tests.
 
 Written from reading NVlabs/SPADE (``models/networks/{generator,architecture,
 normalization,discriminator,encoder}.py``, commit fecacc9): the module tree,
@@ -11,6 +11,10 @@ none of which changes a key or a number:
   * options come from a ``SPADEConfig`` instead of the official ``opt``;
   * the SPADE embedding width (official: hard-coded 128) follows
     ``config.spade_hidden`` so that tests can run smaller networks;
+  * CLADE (``config.norm_mode == "clade"``): ``SPADELight`` / ``ClassAffine``
+    with tzt101/CLADE's module names (``class_specified_affine.weight``,
+    ``.dist_conv_w``, ``inst_conv``), its forward (``affine_embed``) and the
+    block's convs one channel wider with instance maps;
   * ``parametrized=True`` uses ``torch.nn.utils.parametrizations.spectral_norm``
     (the newer API, other key names) instead of ``torch.nn.utils.spectral_norm``.
 """
@@ -46,32 +50,94 @@ class SPADE(nn.Module):
         return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
 
 
+class ClassAffine(nn.Module):
+    """tzt101/CLADE's class-wise affine (its ``affine_embed`` forward), with ``--add_dist``."""
+
+    def __init__(self, label_nc, affine_nc, add_dist=False):
+        super().__init__()
+        self.add_dist = add_dist
+        self.weight = nn.Parameter(torch.Tensor(label_nc, affine_nc))
+        self.bias = nn.Parameter(torch.Tensor(label_nc, affine_nc))
+        nn.init.uniform_(self.weight)
+        nn.init.zeros_(self.bias)
+        if add_dist:
+            self.dist_conv_w = nn.Conv2d(2, 1, kernel_size=1, padding=0)
+            self.dist_conv_b = nn.Conv2d(2, 1, kernel_size=1, padding=0)
+
+    def forward(self, x, mask, input_dist=None):
+        arg_mask = torch.argmax(mask, 1).long()
+        class_weight = F.embedding(arg_mask, self.weight).permute(0, 3, 1, 2)
+        class_bias = F.embedding(arg_mask, self.bias).permute(0, 3, 1, 2)
+        if self.add_dist:
+            input_dist = F.interpolate(input_dist, size=x.size()[2:], mode="nearest")
+            class_weight = class_weight * (1 + self.dist_conv_w(input_dist))
+            class_bias = class_bias * (1 + self.dist_conv_b(input_dist))
+        return x * class_weight + class_bias
+
+
+class SPADELight(nn.Module):
+    """tzt101/CLADE's CLADE norm: param-free norm, class affine, instance edges as an extra channel."""
+
+    def __init__(self, norm, norm_nc, label_nc, no_instance=True, add_dist=False):
+        super().__init__()
+        self.no_instance = no_instance
+        if norm == "instance":
+            self.param_free_norm = nn.InstanceNorm2d(norm_nc, affine=False)
+        else:
+            self.param_free_norm = nn.BatchNorm2d(norm_nc, affine=False)
+        self.class_specified_affine = ClassAffine(label_nc, norm_nc, add_dist)
+        if not no_instance:
+            self.inst_conv = nn.Conv2d(1, 1, kernel_size=1, padding=0)
+
+    def forward(self, x, segmap, input_dist=None):
+        normalized = self.param_free_norm(x)
+        segmap = F.interpolate(segmap, size=x.size()[2:], mode="nearest")
+        if not self.no_instance:
+            inst_map = torch.unsqueeze(segmap[:, -1, :, :], 1)
+            segmap = segmap[:, :-1, :, :]
+        out = self.class_specified_affine(normalized, segmap, input_dist)
+        if not self.no_instance:
+            out = torch.cat((out, self.inst_conv(inst_map)), dim=1)
+        return out
+
+
 class SPADEResnetBlock(nn.Module):
     def __init__(self, fin, fout, config, parametrized=False):
         super().__init__()
         c = config
+        self.clade = c.norm_mode == "clade"
         self.learned_shortcut = fin != fout
         fmiddle = min(fin, fout)
-        self.conv_0 = nn.Conv2d(fin, fmiddle, 3, padding=1)
-        self.conv_1 = nn.Conv2d(fmiddle, fout, 3, padding=1)
+        add = 1 if (self.clade and c.use_instance_map) else 0  # CLADE's edge channel
+        self.conv_0 = nn.Conv2d(fin + add, fmiddle, 3, padding=1)
+        self.conv_1 = nn.Conv2d(fmiddle + add, fout, 3, padding=1)
         if self.learned_shortcut:
-            self.conv_s = nn.Conv2d(fin, fout, 1, bias=False)
+            self.conv_s = nn.Conv2d(fin + add, fout, 1, bias=False)
         if c.use_spectral_norm_G:
             self.conv_0 = _spectral(self.conv_0, parametrized)
             self.conv_1 = _spectral(self.conv_1, parametrized)
             if self.learned_shortcut:
                 self.conv_s = _spectral(self.conv_s, parametrized)
-        args = (c.param_free_norm_G,)
-        kw = dict(kernel_size=c.spade_kernel_size, nhidden=c.spade_hidden)
-        self.norm_0 = SPADE(*args, fin, c.semantic_nc, **kw)
-        self.norm_1 = SPADE(*args, fmiddle, c.semantic_nc, **kw)
+        if self.clade:
+            def norm(channels):
+                return SPADELight(c.param_free_norm_G, channels, c.label_nc + int(c.contain_dontcare_label),
+                                  no_instance=not c.use_instance_map, add_dist=c.use_positional_encoding)
+        else:
+            def norm(channels):
+                return SPADE(c.param_free_norm_G, channels, c.semantic_nc, kernel_size=c.spade_kernel_size,
+                             nhidden=c.spade_hidden)
+        self.norm_0 = norm(fin)
+        self.norm_1 = norm(fmiddle)
         if self.learned_shortcut:
-            self.norm_s = SPADE(*args, fin, c.semantic_nc, **kw)
+            self.norm_s = norm(fin)
 
-    def forward(self, x, seg):
-        x_s = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
-        dx = self.conv_0(F.leaky_relu(self.norm_0(x, seg), 0.2))
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg), 0.2))
+    def forward(self, x, seg, dist=None):
+        def norm(layer, h):
+            return layer(h, seg, dist) if self.clade else layer(h, seg)
+
+        x_s = self.conv_s(norm(self.norm_s, x)) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(norm(self.norm_0, x), 0.2))
+        dx = self.conv_1(F.leaky_relu(norm(self.norm_1, dx), 0.2))
         return x_s + dx
 
 
@@ -105,19 +171,19 @@ class SPADEGenerator(nn.Module):
         self.conv_img = nn.Conv2d(final_nc, 3, 3, padding=1)
         self.up = nn.Upsample(scale_factor=2)
 
-    def forward(self, seg, z=None):
+    def forward(self, seg, z=None, dist=None):
         c = self.config
         if c.use_vae:
             x = self.fc(z).view(-1, 16 * c.ngf, self.sh, self.sw)
         else:
             x = self.fc(F.interpolate(seg, size=(self.sh, self.sw)))
-        x = self.head_0(x, seg)
-        x = self.G_middle_0(self.up(x), seg)
+        x = self.head_0(x, seg, dist)
+        x = self.G_middle_0(self.up(x), seg, dist)
         if c.num_upsampling_layers in ("more", "most"):
             x = self.up(x)
-        x = self.G_middle_1(x, seg)
+        x = self.G_middle_1(x, seg, dist)
         for name in ("up_0", "up_1", "up_2", "up_3") + (("up_4",) if c.num_upsampling_layers == "most" else ()):
-            x = getattr(self, name)(self.up(x), seg)
+            x = getattr(self, name)(self.up(x), seg, dist)
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
 
 

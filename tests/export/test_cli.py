@@ -79,19 +79,21 @@ def test_export_cli_errors(args, message, tmp_path):
     assert not os.path.exists(tmp_path / "e" / "serving")
 
 
-def test_export_cli_from_torch_checkpoint(tmp_path):
+@pytest.mark.parametrize("norm_mode, file_name", [("spade", "latest_net_G.pth"), ("clade", "best_net_G.pth")])
+def test_export_cli_from_torch_checkpoint(tmp_path, norm_mode, file_name):
+    # NVlabs/SPADE's latest_net_G.pth, and tzt101/CLADE's released best_net_G.pth.
     torch = pytest.importorskip("torch", reason="torch is in the test extra; pip install -e .[test]")
     from tests.convert.torch_reference import reference_generator, to_nchw
 
-    config = get_preset("custom", crop_size=32, load_size=32, ngf=4, label_nc=5)
+    config = get_preset("custom", crop_size=32, load_size=32, ngf=4, label_nc=5, norm_mode=norm_mode)
     rng = np.random.default_rng(0)
     g, seg, _ = reference_generator(config, rng)
     ckpt_dir = tmp_path / "nvlabs"
     ckpt_dir.mkdir()
-    torch.save(g.state_dict(), ckpt_dir / "latest_net_G.pth")
+    torch.save(g.state_dict(), ckpt_dir / file_name)
     out = str(tmp_path / "exp")
     result = run("export.py", f"--torch_checkpoint={ckpt_dir}", "--preset=custom", "--crop_size=32", "--ngf=4",
-                 "--label_nc=5", f"--export_dir={out}", "--tflite=float32")
+                 "--label_nc=5", f"--set=norm_mode={norm_mode}", f"--export_dir={out}", "--tflite=float32")
     assert result.returncode == 0, result.stdout + result.stderr
     # The served model computes what PyTorch computes on the same ids.
     ids = np.argmax(seg, axis=-1).astype(np.int32)
@@ -101,7 +103,7 @@ def test_export_cli_from_torch_checkpoint(tmp_path):
     expected = np.clip(np.round((expected + 1) * 127.5), 0, 255)
     assert np.abs(served.astype(int) - expected.astype(int)).max() <= 1
     wrong = run("export.py", f"--torch_checkpoint={ckpt_dir}", "--preset=custom", "--crop_size=32", "--ngf=8",
-                "--label_nc=5", f"--export_dir={tmp_path / 'wrong'}", "--tflite=none")
+                "--label_nc=5", f"--set=norm_mode={norm_mode}", f"--export_dir={tmp_path / 'wrong'}", "--tflite=none")
     assert wrong.returncode != 0 and "'fc.weight' has shape" in wrong.stderr
 
 
