@@ -51,11 +51,21 @@ def edge_map(instance):
     As official ``get_edges``: both pixels of a differing horizontal or
     vertical pair are edges. ``instance`` is [..., H, W]; returns float32.
     """
-    t = instance
-    # Float arithmetic rather than boolean pads and ORs: TFLite's PAD has no
-    # bool kernel, and the exported graphs reuse this function.
-    dx = tf.cast(tf.not_equal(t[..., :, 1:], t[..., :, :-1]), tf.float32)
-    dy = tf.cast(tf.not_equal(t[..., 1:, :], t[..., :-1, :]), tf.float32)
+    return tf.cast(edge_map_int(instance), tf.float32)
+
+
+def edge_map_int(instance):
+    """``edge_map`` as int32 0/1, with integer arithmetic only.
+
+    ``min(|a - b|, 1)`` rather than a comparison, and pads and maxima of
+    ints rather than of booleans: TFLite's PAD has no bool kernel, and its
+    int16x8 quantizer asks for a float range of any int32 tensor that meets
+    a comparison (NOT_EQUAL), which the exported graphs must avoid. Ids are
+    image ids (PNG values), far from int32 overflow.
+    """
+    t = tf.cast(instance, tf.int32)
+    dx = tf.minimum(tf.abs(t[..., :, 1:] - t[..., :, :-1]), 1)
+    dy = tf.minimum(tf.abs(t[..., 1:, :] - t[..., :-1, :]), 1)
     rank = len(t.shape)
     pad_w = lambda left: [[0, 0]] * (rank - 1) + [[1, 0] if left else [0, 1]]  # noqa: E731
     pad_h = lambda top: [[0, 0]] * (rank - 2) + [[1, 0] if top else [0, 1], [0, 0]]  # noqa: E731

@@ -30,9 +30,11 @@ import numpy as np
 
 from spade_tf.config import SPADEConfig
 from spade_tf.data import synthetic
+from spade_tf.export.measure import measure_variants, recommend
 from spade_tf.export.runtime import CONFIG_ASSET, serving_versions
 from spade_tf.export.serving import SynthesisModule
-from spade_tf.export.tflite import VARIANTS, to_tflite
+from spade_tf.export.tflite import VARIANTS, to_tflite, unsupported_reason
+from spade_tf.export.variants import CALIBRATED, RECOMMENDED_MIN_PSNR_DB
 from spade_tf.models import fold_spectral_norm
 from spade_tf.segmap import valid_label_ids
 from spade_tf.utils.files import atomic_write
@@ -97,6 +99,7 @@ def export_model(
     calibration: Iterable[dict[str, np.ndarray]] | None = None,
     calibration_source: str = "",
     tflite_variants: Iterable[str] = VARIANTS,
+    measure: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Writes every artifact of ``generator``; returns a dict of their paths.
@@ -109,9 +112,12 @@ def export_model(
         step: training steps, for the model card.
         source: where the weights came from, for the model card.
         calibration: examples ``{"label": int32 [H, W], "instance": ...}`` for
-            the int8 model (a few hundred label maps from the training data).
+            the int8 and int16x8 models (a few hundred label maps from the
+            training data); its first four also measure the files' PSNR.
         calibration_source: what ``calibration`` is, for the model card.
         tflite_variants: which TFLite files to write.
+        measure: time each TFLite file and take its PSNR against float32 (or
+            the SavedModel's graph without float32) for the model card.
 
     Raises:
         FileExistsError: ``serving/<version>`` exists already (nothing is
@@ -122,6 +128,10 @@ def export_model(
     for variant in tflite_variants:
         if variant not in VARIANTS:
             raise ValueError(f"TFLite variant {variant!r} is not valid; expected some of {list(VARIANTS)}.")
+    skipped = {v: unsupported_reason(v, config) for v in tflite_variants if unsupported_reason(v, config)}
+    for variant, reason in skipped.items():
+        log(f"skipping generator_{variant}.tflite: {reason}")
+    tflite_variants = [v for v in tflite_variants if v not in skipped]
     serving_dir = os.path.join(export_dir, "serving")
     version = next_version(serving_dir) if version is None else int(version)
     if version < 1:
@@ -166,9 +176,9 @@ def export_model(
     calibration = list(calibration) if calibration is not None else None
     for variant in tflite_variants:
         representative = None
-        if variant == "int8":
+        if variant in CALIBRATED:
             if not calibration:
-                raise ValueError("The int8 TFLite model needs calibration label maps (none were given).")
+                raise ValueError(f"The {variant} TFLite model needs calibration label maps (none were given).")
             representative = _representative(calibration, config)
         start = time.perf_counter()
         path = os.path.join(tflite_dir, f"generator_{variant}.tflite")
@@ -178,13 +188,20 @@ def export_model(
         paths[f"tflite_{variant}"] = path
         log(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB, {time.perf_counter() - start:.0f} s)")
 
+    measured = None
+    if measure and tflite_variants:
+        measured = _measure(module, config, {v: paths[f"tflite_{v}"] for v in tflite_variants}, calibration)
+        for name, m in measured["variants"].items():
+            quality = "reference" if m["psnr_db"] is None else f"PSNR {m['psnr_db']} dB"
+            log(f"  {name}: {m['size_bytes'] / 2**20:.1f} MiB, {m['latency_ms']:.1f} ms, {quality}")
     paths["model_card"] = os.path.join(export_dir, "model_card.json")
     paths["readme"] = os.path.join(export_dir, "README.md")
     files = {k: os.path.relpath(v, export_dir) for k, v in paths.items()}
     _move_stale(export_dir, set(files.values()), log)
+    calibrated = any(v in CALIBRATED for v in tflite_variants)
     card = model_card(config, version=version, step=step, source=source,
-                      calibration_source=calibration_source if "int8" in tflite_variants else None,
-                      files=files)
+                      calibration_source=calibration_source if calibrated else None,
+                      files=files, measured={**(measured or {}), **({"skipped": skipped} if skipped else {})})
     with writing(paths["model_card"]):
         atomic_write(paths["model_card"], (json.dumps(card, indent=2) + "\n").encode())
     with writing(paths["readme"]):
@@ -223,6 +240,31 @@ def _move_stale(export_dir: str, current: set[str], log: Callable[[str], None]) 
         os.rmdir(tflite_dir)
 
 
+def _measure(module: SynthesisModule, config: SPADEConfig, paths: dict[str, str],
+             calibration: list[dict] | None) -> dict:
+    """The model card's TFLite figures (see ``measure.measure_variants``)."""
+    from spade_tf.export.calibration import random_layouts
+
+    examples = (calibration or random_layouts(config, 4))[:4]
+    inputs = list(_representative(examples, config)())
+    names = ["label"] + (["instance"] if config.use_instance_map else []) + (["latent"] if config.use_vae else [])
+    inputs = [dict(zip(names, x)) for x in inputs]
+    reference, against = None, "float32 TFLite"
+    if "float32" not in paths:
+        reference = [module.generate(**x).numpy() for x in inputs]
+        against = "the SavedModel's graph"
+    variants = measure_variants(paths, inputs, reference)
+    return {
+        "variants": variants,
+        "psnr": f"worst of {len(inputs)} label maps ({'calibration' if calibration else 'random'}), "
+                f"against {against}",
+        "latency": f"median of 5 batch-1 calls, LiteRT interpreter, {os.cpu_count()} CPU cores of the exporting "
+                   "machine",
+        "recommended_on_device": recommend(variants),
+        "recommendation_rule": f"the smallest file with PSNR >= {RECOMMENDED_MIN_PSNR_DB:g} dB",
+    }
+
+
 def _representative(examples: list[dict], config: SPADEConfig):
     rng = np.random.default_rng(0)
 
@@ -246,7 +288,7 @@ def label_names(config: SPADEConfig) -> list[str] | None:
 
 
 def model_card(config: SPADEConfig, *, version: int, step: int | None, source: str | None,
-               calibration_source: str | None, files: dict) -> dict:
+               calibration_source: str | None, files: dict, measured: dict | None = None) -> dict:
     h, w = config.image_size
     inputs = {"label": f"int32 [batch, {h}, {w}] class ids"}
     if config.use_instance_map:
@@ -275,11 +317,26 @@ def model_card(config: SPADEConfig, *, version: int, step: int | None, source: s
                       "outputs": {"image": f"uint8 [batch, {h}, {w}, 3] RGB"}},
         "png_signature": {"name": "predict_png", "inputs": png_inputs,
                           "outputs": {"image_png_bytes": f"string [batch]: RGB PNGs, {w}x{h}"}},
-        "tflite": {"input_shape": [1, h, w], "int8_calibration": calibration_source,
-                   "note": "no input checks in TFLite graphs: ids out of range give all-zero one-hot rows"},
+        "tflite": {"input_shape": [1, h, w], "calibration": calibration_source,
+                   "note": "no input checks in TFLite graphs: ids out of range give all-zero one-hot rows",
+                   **(measured or {})},
         "files": files,
         "config": config.to_dict(),
     }
+
+
+def _variants_table(tflite: dict) -> str:
+    variants = tflite.get("variants")
+    if not variants:
+        return ""
+    rows = [f"| {name} | {v['size_bytes'] / 2**20:.1f} | {v['latency_ms']:.1f} | "
+            f"{'reference' if v['psnr_db'] is None else v['psnr_db']} |" for name, v in variants.items()]
+    recommended = tflite.get("recommended_on_device")
+    advice = (f"Recommended on device: `generator_{recommended}.tflite` ({tflite['recommendation_rule']})."
+              if recommended else f"No file meets {tflite['recommendation_rule']}: ship float32 or float16.")
+    return "\n".join([
+        "", f"Measured at export (PSNR: {tflite['psnr']}; latency: {tflite['latency']}):", "",
+        "| file | MiB | ms | PSNR dB |", "| --- | --- | --- | --- |", *rows, "", advice, ""])
 
 
 def model_readme(card: dict) -> str:
@@ -373,7 +430,9 @@ image = runner(label=np.zeros((1, H, W), np.int32){tflite_extra})["image"]  # ui
 ```
 
 Variants: float32 (reference), float16 (half-size weights), dynamic_range (int8 weights),
-int8 (full integer; calibrated on {card['tflite']['int8_calibration'] or 'n/a'}).
+int8 (full integer), int16x8 (int8 weights, int16 activations); the last two calibrated on
+{card['tflite']['calibration'] or 'n/a'}.
+{_variants_table(card['tflite'])}
 TFLite graphs do not check their inputs: validate ids before calling them.
 
 Full config: `model_card.json`.

@@ -53,6 +53,7 @@ import tensorflow as tf
 
 from spade_tf.config import SPADEConfig
 from spade_tf.layers.resize import resize_nearest
+from spade_tf.segmap import DONTCARE_ID
 
 LEAKY_SLOPE = 0.2  # NVlabs' F.leaky_relu(x, 2e-1) before every conv and conv_img
 
@@ -140,10 +141,12 @@ class FastGenerator(tf.Module):
             (no kernel re-layout); 0 = never.
 
     Call args:
-        ids: int32 [B, H, W] segmap channel indices (``segmap.label_channels``;
-            other values behave as ``tf.one_hot`` does: an all-zero vector).
-        edges: float32 [B, H, W] instance edges of 0s and 1s
-            (``segmap.edge_map``), with ``use_instance_map``.
+        ids: int32 [B, H, W] label ids (255 = don't care) or segmap channel
+            indices (``segmap.label_channels``); other values behave as
+            ``tf.one_hot`` does: an all-zero vector.
+        edges: [B, H, W] instance edges of 0s and 1s, int32
+            (``segmap.edge_map_int``) or float32 (``segmap.edge_map``), with
+            ``use_instance_map``.
         latent: float32 [B, z_dim], with ``use_vae``.
         positional: float32 [B, H, W, 2] CLADE-ICPE maps, with
             ``use_positional_encoding``.
@@ -262,12 +265,25 @@ class FastGenerator(tf.Module):
 
     # Graph -------------------------------------------------------------------------
     def index_map(self, ids, edges=None):
-        """[B, H, W] table indices: class, ``classes`` for invalid ids, + (classes + 1) on edges."""
-        ids = tf.cast(ids, tf.int32)
-        valid = tf.logical_and(ids >= 0, ids < self.classes)
-        index = tf.where(valid, ids, self.classes)
+        """[B, H, W] table indices: class, ``classes`` for invalid ids, + (classes + 1) on edges.
+
+        ``ids`` may be label ids as in the files (255 = don't care) or segmap
+        channel indices (``segmap.label_channels``): both map alike. Lookups
+        in small constant tables rather than ``tf.where`` / ``%`` / ``//``: the
+        TFLite int16x8 quantizer cannot quantize SELECT_V2 with an int32 input
+        (it asks for the label's float range) nor FLOOR_MOD.
+        """
+        c = self.config
+        # id -> row, for id clamped to [-1, 256] (+1 to index the table).
+        lookup = np.full(258, self.classes, np.int32)
+        lookup[1:self.classes + 1] = np.arange(self.classes)
+        if c.contain_dontcare_label:
+            lookup[DONTCARE_ID + 1] = c.label_nc
+        index = tf.gather(lookup, tf.clip_by_value(tf.cast(ids, tf.int32), -1, 256) + 1)
         if self.edges:
-            index = index + (self.classes + 1) * tf.cast(edges > 0.5, tf.int32)
+            # int32 0/1 edges (segmap.edge_map_int) as they are; float ones thresholded.
+            edges = edges if edges.dtype.is_integer else tf.cast(edges > 0.5, tf.int32)
+            index = index + (self.classes + 1) * tf.cast(edges, tf.int32)
         return index
 
     def offset_indices(self, index, size):
@@ -286,8 +302,17 @@ class FastGenerator(tf.Module):
 
     @staticmethod
     def one_hot_conv(table, indices):
-        """The conv of the one-hot map: the sum over the 9 offsets of the looked-up rows."""
-        return tf.reduce_sum(tf.gather(table, indices), axis=0)
+        """The conv of the one-hot map: the sum over the 9 offsets of the looked-up rows.
+
+        Eight ADDs rather than a SUM over the offsets: TFLite's int16x8 SUM
+        lost 70% of the value here (its output scale is calibrated, its
+        accumulation is not), ADD keeps it.
+        """
+        rows = tf.gather(table, indices)
+        out = rows[0]
+        for k in range(1, rows.shape[0]):
+            out = out + rows[k]
+        return out
 
     def conv(self, x, params):
         kernel = params["kernel"]
@@ -327,9 +352,10 @@ class FastGenerator(tf.Module):
     def class_maps(self, index, size, positional=None):
         """CLADE's per-size inputs: class ids [B, h, w], edges [B, h, w, 1], ICPE maps [B, h, w, 2]."""
         index = resize_nearest(index[..., None], size)[..., 0]
-        maps = {"ids": index % (self.classes + 1)}
+        rows = np.arange(self.rows)
+        maps = {"ids": tf.gather((rows % (self.classes + 1)).astype(np.int32), index)}
         if self.edges:
-            maps["edges"] = tf.cast(index // (self.classes + 1), tf.float32)[..., None]
+            maps["edges"] = tf.gather((rows // (self.classes + 1)).astype(np.float32), index)[..., None]
         if positional is not None:
             maps["positional"] = resize_nearest(positional, size)
         return maps
@@ -365,6 +391,10 @@ class FastGenerator(tf.Module):
         return x_s + dx
 
     def __call__(self, ids, edges=None, latent=None, positional=None):
+        return tf.tanh(self.pre_tanh(ids, edges, latent, positional))
+
+    def pre_tanh(self, ids, edges=None, latent=None, positional=None):
+        """The generator's output before its final tanh (``conv_img``'s)."""
         c = self.config
         sh, sw = c.latent_size
         index = self.index_map(ids, edges)
@@ -385,5 +415,4 @@ class FastGenerator(tf.Module):
                     cache[size] = self.offset_indices(index, size)
             with tf.name_scope(block["name"]):
                 x = self.resblock(x, block, cache[size])
-        x = self.conv(_lrelu(x), self.conv_img)
-        return tf.tanh(x)
+        return self.conv(_lrelu(x), self.conv_img)

@@ -15,7 +15,7 @@ from spade_tf.config import SPADEConfig
 from spade_tf.data.pipeline import decode_id_png
 from spade_tf.export.fast_graph import FastGenerator, unsupported_reason
 from spade_tf.positional import positional_encoding
-from spade_tf.segmap import edge_map, label_channels, make_segmap, valid_ids_mask, valid_label_ids
+from spade_tf.segmap import edge_map_int, make_segmap, valid_ids_mask, valid_label_ids
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Convs on feature maps up to 16x16 (the 1024-channel ones of an ngf-64
@@ -27,6 +27,14 @@ FAST_MATMUL_MAX_PIXELS = 16 * 16
 def to_uint8_graph(image):
     """[-1, 1] float -> uint8, rounding as ``utils.visualize.to_uint8``."""
     return tf.cast(tf.clip_by_value(tf.round((image + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+def uint8_from_pre_tanh(x):
+    """``to_uint8_graph(tanh(x))`` as ``round(sigmoid(2x) * 255)``: the same numbers (float
+    rounding aside), and integer-friendly. In a full-int8 TFLite graph the ADD of
+    ``tanh + 1`` lost a quarter of the image's range (one int8 scale for the
+    sum); LOGISTIC has a fixed output scale of 1/256 and keeps it."""
+    return tf.cast(tf.clip_by_value(tf.round(tf.sigmoid(2.0 * x) * 255.0), 0.0, 255.0), tf.uint8)
 
 
 class SynthesisModule:
@@ -73,7 +81,7 @@ class SynthesisModule:
             h, w = self.height, self.width
             specs = [tf.TensorSpec([None, h, w], tf.int32, name="ids")]
             if config.use_instance_map:
-                specs.append(tf.TensorSpec([None, h, w], tf.float32, name="edges"))
+                specs.append(tf.TensorSpec([None, h, w], tf.int32, name="edges"))
             if config.use_vae:
                 specs.append(tf.TensorSpec([None, config.z_dim], tf.float32, name="latent"))
             if config.use_positional_encoding:
@@ -85,7 +93,7 @@ class SynthesisModule:
         edges = extra.pop(0) if self.config.use_instance_map else None
         latent = extra.pop(0) if self.config.use_vae else None
         positional = extra.pop(0) if self.config.use_positional_encoding else None
-        return self.fast(ids, edges, latent, positional)
+        return uint8_from_pre_tanh(self.fast.pre_tanh(ids, edges, latent, positional))
 
     # Graph pieces ---------------------------------------------------------
     def check_inputs(self, label, instance=None, latent=None):
@@ -160,21 +168,20 @@ class SynthesisModule:
         # CLADE-ICPE's maps, computed from the ids in the graph.
         positional = positional_encoding(label) if c.use_positional_encoding else None
         if self.fast is not None:
-            args = [label_channels(label, c.label_nc, c.contain_dontcare_label)]
+            args = [tf.cast(label, tf.int32)]  # FastGenerator maps 255 (don't care) itself
             if c.use_instance_map:
-                args.append(edge_map(instance))
+                args.append(edge_map_int(instance))
             if c.use_vae:
                 args.append(tf.cast(latent, tf.float32))
             if positional is not None:
                 args.append(positional)
-            image = self._fast_function(*args)
-        else:
-            inputs = {"segmap": make_segmap(label, instance, c)}
-            if c.use_vae:
-                inputs["latent"] = latent
-            if positional is not None:
-                inputs["positional"] = positional
-            image = self.generator(inputs, training=False)
+            return self._fast_function(*args)
+        inputs = {"segmap": make_segmap(label, instance, c)}
+        if c.use_vae:
+            inputs["latent"] = latent
+        if positional is not None:
+            inputs["positional"] = positional
+        image = self.generator(inputs, training=False)
         return to_uint8_graph(tf.cast(image, tf.float32))
 
     def latent_from_seed(self, seed, batch):

@@ -1,4 +1,4 @@
-"""TFLite conversion of the inference graph: float32, float16, dynamic range, int8."""
+"""TFLite conversion of the inference graph: float32, float16, dynamic range, int8, int16x8."""
 
 from __future__ import annotations
 
@@ -9,7 +9,19 @@ import numpy as np
 import tensorflow as tf
 
 from spade_tf.export.serving import SynthesisModule
-from spade_tf.export.variants import VARIANTS
+from spade_tf.export.variants import CALIBRATED, VARIANTS
+
+
+def unsupported_reason(variant: str, config) -> str | None:
+    """Why ``variant`` cannot be converted for ``config``, or None."""
+    if variant in CALIBRATED and config.use_positional_encoding:
+        # int16x8: the quantizer asks for a float range of the int32 ids the
+        # connected-components loop compares. int8: it converts, but the
+        # maps' coordinates and divisions do not survive int8 activations (its
+        # DIV fails at run time on a zero divisor).
+        return ("CLADE-ICPE computes its positional maps in the graph (pixel coordinates, connected "
+                "components, divisions), which integer activations cannot carry; use float16 or dynamic_range")
+    return None
 
 
 def to_tflite(module: SynthesisModule, variant: str,
@@ -22,9 +34,12 @@ def to_tflite(module: SynthesisModule, variant: str,
             on CPUs, float16 on GPU delegates); "dynamic_range" (int8 weights,
             float activations); "int8" (full integer: int8 weights and
             activations, calibrated on ``representative``; the int32 ids in
-            and the uint8 image out are unchanged).
-        representative: for "int8", a callable returning an iterable of input
-            lists in the function's order (label, [instance], [latent]).
+            and the uint8 image out are unchanged); "int16x8" (int8 weights,
+            int16 activations, calibrated likewise; the few ops without an
+            int16 kernel, such as the final ROUND, stay float).
+        representative: for the calibrated variants, a callable returning an
+            iterable of input lists in the function's order (label,
+            [instance], [latent]).
 
     Only builtin ops are allowed (no Flex ops), so the files run with the
     plain LiteRT runtime on phones.
@@ -46,12 +61,18 @@ def _convert(converter, variant, representative):
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "dynamic_range":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif variant == "int8":
+    elif variant in CALIBRATED:
         if representative is None:
-            raise ValueError("The int8 variant needs a representative dataset for calibration.")
+            raise ValueError(f"The {variant} variant needs a representative dataset for calibration.")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if variant == "int8":
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        else:
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+                tf.lite.OpsSet.TFLITE_BUILTINS,
+            ]
     return converter.convert()
 
 

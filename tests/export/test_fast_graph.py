@@ -221,3 +221,25 @@ def test_tflite_float32(overrides):
     expected = to_uint8(reference(generator, config, label, instance, latent))
     assert got.dtype == np.uint8 and got.shape == expected.shape
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_icpe_export_skips_integer_variants_naming_why(tmp_path):
+    from spade_tf.export import export_model
+    from spade_tf.export.calibration import random_layouts
+
+    config, generator = make_generator("ade20k", dict(norm_mode="clade", use_positional_encoding=True), seed=5)
+    messages = []
+    export_dir = str(tmp_path / "icpe")
+    paths = export_model(generator, config, export_dir, tflite_variants=["float16", "int8", "int16x8"],
+                         calibration=random_layouts(config, 4), log=messages.append)
+    assert [k for k in paths if k.startswith("tflite_")] == ["tflite_float16"]
+    assert sum("skipping generator_int" in m and "positional maps" in m for m in messages) == 2
+    import json
+
+    card = json.load(open(os.path.join(export_dir, "model_card.json")))
+    assert set(card["tflite"]["skipped"]) == {"int8", "int16x8"} and set(card["tflite"]["variants"]) == {"float16"}
+    label, _, _ = inputs_for(config, batch=1)
+    label[label == 300] = 0
+    expected = to_uint8(reference(generator, config, label, None, None))
+    got = run_tflite(paths["tflite_float16"], label)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2  # float16 weights

@@ -208,13 +208,28 @@ def test_model_card_and_readme(coco_export):
     assert card["training_steps"] == 123 and card["serving_version"] == 1
     assert card["signature"]["inputs"].keys() == {"label", "instance"}
     assert card["valid_label_ids"] == "0..182 or 255 (don't care)"
-    assert card["tflite"]["int8_calibration"] == "16 random layouts"
+    tflite = card["tflite"]
+    assert tflite["calibration"] == "16 random layouts"
+    assert set(tflite["variants"]) == {"float32", "float16", "dynamic_range", "int8", "int16x8"}
+    for name, measured in tflite["variants"].items():
+        path = os.path.join(export_dir, measured["file"])
+        assert measured["size_bytes"] == os.path.getsize(path) and measured["latency_ms"] > 0
+        assert (measured["psnr_db"] is None) == (name == "float32"), (name, measured)
+    float16 = tflite["variants"]["float16"]["psnr_db"]
+    assert float16 > tflite["variants"]["dynamic_range"]["psnr_db"] > 30  # less precision, less PSNR
+    assert tflite["recommended_on_device"] in tflite["variants"]
+    best = tflite["variants"][tflite["recommended_on_device"]]
+    assert best["psnr_db"] >= 40 and all(  # the smallest file that keeps the picture
+        v["size_bytes"] >= best["size_bytes"] for v in tflite["variants"].values()
+        if v["psnr_db"] is None or v["psnr_db"] >= 40)
     for rel in card["files"].values():
         assert os.path.exists(os.path.join(export_dir, rel)), rel
     assert card["config"] == config.to_dict()
     readme = open(os.path.join(export_dir, "README.md")).read()
     assert "curl -s -X POST -d @request.json http://localhost:8501/v1/models/spade:predict" in readme
     assert "get_signature_runner" in readme and "instance=np.zeros((1, H, W), np.int32)" in readme
+    assert f"Recommended on device: `generator_{tflite['recommended_on_device']}.tflite`" in readme
+    assert "| int16x8 |" in readme
     # The README's request builder is a real shell command that makes a valid body.
     import subprocess
     import sys
