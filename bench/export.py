@@ -38,10 +38,12 @@ flags.DEFINE_string("preset", "synthetic", "Preset for random weights.")
 flags.DEFINE_integer("crop_size", None, "Override crop_size (random weights).")
 flags.DEFINE_integer("ngf", None, "Override ngf (random weights).")
 flags.DEFINE_integer("iters", 10, "Timed calls per artifact (median).", lower_bound=1)
-flags.DEFINE_integer("images", 4, "Label maps for PSNR.", lower_bound=1)
+flags.DEFINE_integer("images", 8, "Label maps for PSNR (synthetic validation scenes for the quickstart model).",
+                     lower_bound=1)
 flags.DEFINE_integer("calibration_images", 32, "int8 calibration label maps.", lower_bound=1)
 flags.DEFINE_string("export_dir", None, "Where to export (default: a temporary directory).")
-flags.DEFINE_list("tflite_variants", ["float32", "float16", "dynamic_range", "int8"],
+flags.DEFINE_string("norm_mode", None, "Override norm_mode (random weights): spade or clade.")
+flags.DEFINE_list("tflite_variants", ["float32", "float16", "dynamic_range", "int8", "int16x8"],
                   "TFLite variants to export and time (empty: the SavedModel only).")
 flags.DEFINE_integer("warmup_steps", 12, "Training-mode passes for batch-norm statistics (random weights).",
                      lower_bound=0)
@@ -182,7 +184,7 @@ def main(argv):
         restored = load_generator(FLAGS.workdir)
         config, generator, what = restored.config, restored.generator, f"{FLAGS.workdir} step {restored.step}"
     else:
-        overrides = {k: getattr(FLAGS, k) for k in ("crop_size", "ngf") if getattr(FLAGS, k)}
+        overrides = {k: getattr(FLAGS, k) for k in ("crop_size", "ngf", "norm_mode") if getattr(FLAGS, k)}
         if "crop_size" in overrides:
             overrides["load_size"] = overrides["crop_size"]
         config = get_preset(FLAGS.preset, **overrides)

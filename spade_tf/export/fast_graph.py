@@ -308,10 +308,9 @@ class FastGenerator(tf.Module):
         lost 70% of the value here (its output scale is calibrated, its
         accumulation is not), ADD keeps it.
         """
-        rows = tf.gather(table, indices)
-        out = rows[0]
-        for k in range(1, rows.shape[0]):
-            out = out + rows[k]
+        out = tf.gather(table, indices[0])
+        for k in range(1, indices.shape[0]):  # one gather per offset: slicing the ids, not the rows
+            out = out + tf.gather(table, indices[k])
         return out
 
     def conv(self, x, params):

@@ -64,8 +64,8 @@ def measure_variants(paths: dict[str, str], inputs: list[dict], reference: list[
 
 
 def recommend(variants: dict[str, dict], min_psnr_db: float = RECOMMENDED_MIN_PSNR_DB) -> str | None:
-    """The on-device file to ship: the smallest whose worst PSNR is at least ``min_psnr_db``
-    (float32 counts as exact); ties go to the faster one."""
-    good = [(v["size_bytes"], v["latency_ms"], name) for name, v in variants.items()
+    """The on-device file to ship: the fastest (on this CPU) whose worst PSNR is at least
+    ``min_psnr_db`` (float32 counts as exact); ties go to the smaller one."""
+    good = [(v["latency_ms"], v["size_bytes"], name) for name, v in variants.items()
             if v["psnr_db"] is None or v["psnr_db"] >= min_psnr_db]
     return min(good)[2] if good else None

@@ -2,5 +2,5 @@
 
 VARIANTS = ("float32", "float16", "dynamic_range", "int8", "int16x8")
 CALIBRATED = ("int8", "int16x8")  # need representative label maps
-# On-device recommendation: the smallest file within this PSNR of float32.
+# On-device recommendation: the fastest file within this PSNR of float32.
 RECOMMENDED_MIN_PSNR_DB = 40.0
