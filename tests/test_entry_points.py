@@ -54,7 +54,7 @@ def test_train_help_lists_dataset_modes_from_the_config():
     (["--torch_checkpoint=x.pth", "--preset=coco", "--workdir=w"], "with --torch_checkpoint use --import_workdir"),
     (["--workdir=w", "--import_workdir=v"], "--import_workdir needs --torch_checkpoint"),
     (["--workdir=w", "--tflite=float32,dynamic"], "unknown ['dynamic']; expected some of ['float32', 'float16', "
-                                                  "'dynamic_range', 'int8'] or none"),
+                                                  "'dynamic_range', 'int8', 'int16x8'] or none"),
 ])
 def test_export_flag_misuse_is_a_usage_error(args, message):
     result = python(None, "export.py", "--export_dir=e", *args)

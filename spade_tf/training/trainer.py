@@ -161,29 +161,39 @@ def _periodic_evaluator(options: TrainOptions, config: SPADEConfig, model: SPADE
 
 
 class _StopRequest:
-    """Turns SIGTERM into a flag the loop checks after each step (installed in the main thread only).
+    """Turns SIGTERM and Ctrl-C into a flag the loop checks after each step (main thread only).
+
+    Ctrl-C used to rely on ``KeyboardInterrupt``, which Python raises wherever
+    the main thread is when the signal lands: inside a callback whose
+    exceptions are ignored it was lost and the run went on to the end (seen
+    once in CI). A second Ctrl-C raises ``KeyboardInterrupt`` at once, for a
+    step that does not finish.
 
     Single-process runs only: a multi-worker run must save on every worker at
     the same step, which ``tf.distribute.experimental.PreemptionCheckpointHandler``
     coordinates (see ``_train``).
     """
 
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
     def __init__(self):
         self.signal_name = None
-        self._previous = None
+        self._previous = {}
 
     def _handler(self, signum, frame):
         del frame
+        if signum == signal.SIGINT and self.signal_name == "SIGINT":
+            raise KeyboardInterrupt
         self.signal_name = signal.Signals(signum).name
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handler)
+            self._previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 def train(config: SPADEConfig, options: TrainOptions, strategy: tf.distribute.Strategy | None = None) -> dict:
