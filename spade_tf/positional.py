@@ -21,6 +21,8 @@ import tensorflow as tf
 
 EPSILON = 1e-5  # official normalize_dist: offset / max(|offset| + 1e-5)
 SKIPPED_ID = 0  # official: `if label_idx == 0: continue`
+# The ops' name prefix: the integer TFLite variants keep them in float32.
+NAME_SCOPE = "positional_encoding"
 
 _OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 
@@ -58,21 +60,25 @@ def connected_components(label):
     map: 10 rounds instead of 233 with propagation alone). A
     ``tf.while_loop`` runs until nothing changes.
     """
-    label = tf.convert_to_tensor(label)
+    label = tf.cast(tf.convert_to_tensor(label), tf.int32)
     shape = tf.shape(label)
     b, h, w = shape[0], shape[1], shape[2]
     n = b * h * w
-    # -1 around the border: no pixel's id equals it.
-    padded_label = tf.pad(label, [[0, 0], [1, 1], [1, 1]], constant_values=-1)
-    same = [tf.equal(padded_label[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w], label) for dy, dx in _OFFSETS]
+    # Integer arithmetic only (no EQUAL / SELECT_V2 / PADV2 on int32), which
+    # TFLite's int16x8 quantizer would try to quantize: `same` is 1 where the
+    # neighbour has the pixel's id, else 0; the border (padded with 0 after
+    # +1) has no id.
+    padded_label = tf.pad(label + 1, [[0, 0], [1, 1], [1, 1]])
+    same = [1 - tf.minimum(tf.abs(padded_label[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w] - (label + 1)), 1)
+            for dy, dx in _OFFSETS]
 
     def neighbour_max(parent):
         grid = tf.reshape(parent, shape)
-        padded = tf.pad(grid, [[0, 0], [1, 1], [1, 1]], constant_values=-1)
-        best = grid
+        padded = tf.pad(grid + 1, [[0, 0], [1, 1], [1, 1]])  # parents are >= 0: +1 > 0 inside
+        best = grid + 1
         for (dy, dx), same_id in zip(_OFFSETS, same):
-            best = tf.maximum(best, tf.where(same_id, padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w], -1))
-        return tf.reshape(best, [-1])
+            best = tf.maximum(best, same_id * padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w])
+        return tf.reshape(best - 1, [-1])
 
     def body(parent, _):
         seen = neighbour_max(parent)
@@ -80,7 +86,7 @@ def connected_components(label):
         new = tf.maximum(tf.maximum(parent, seen), tf.math.unsorted_segment_max(seen, parent, n))
         for _ in range(2):  # compress
             new = tf.gather(new, new)
-        return new, tf.reduce_any(tf.not_equal(new, parent))
+        return new, tf.reduce_max(tf.abs(new - parent)) > 0
 
     start = tf.range(n, dtype=tf.int32)
     parent, _ = tf.while_loop(lambda _, changed: changed, body, (start, tf.constant(True)),
@@ -95,7 +101,11 @@ def positional_encoding(label):
     (WHILE, GATHER, UNSORTED_SEGMENT_SUM/MAX builtins). Coordinate sums are
     int32: exact for images up to about 1290x1290.
     """
-    label = tf.cast(tf.convert_to_tensor(label), tf.int32)
+    with tf.name_scope(NAME_SCOPE):
+        return _positional_encoding(tf.cast(tf.convert_to_tensor(label), tf.int32))
+
+
+def _positional_encoding(label):
     squeeze = label.shape.rank == 2
     if squeeze:
         label = label[None]
@@ -117,5 +127,6 @@ def positional_encoding(label):
         out.append(offset / (tf.gather(largest, flat) + EPSILON))
     maps = tf.reshape(tf.stack(out, axis=-1), tf.concat([shape, [2]], 0))
     maps = tf.ensure_shape(maps, label.shape.concatenate([2]))
-    maps = tf.where((label != SKIPPED_ID)[..., None], maps, 0.0)
+    # Zero where the id is SKIPPED_ID (0), without a comparison (see connected_components).
+    maps = maps * tf.cast(tf.minimum(tf.abs(label - SKIPPED_ID), 1), tf.float32)[..., None]
     return maps[0] if squeeze else maps

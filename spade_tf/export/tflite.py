@@ -10,17 +10,21 @@ import tensorflow as tf
 
 from spade_tf.export.serving import SynthesisModule
 from spade_tf.export.variants import CALIBRATED, VARIANTS
+from spade_tf.positional import NAME_SCOPE
 
 
 def unsupported_reason(variant: str, config) -> str | None:
     """Why ``variant`` cannot be converted for ``config``, or None."""
-    if variant in CALIBRATED and config.use_positional_encoding:
-        # int16x8: the quantizer asks for a float range of the int32 ids the
-        # connected-components loop compares. int8: it converts, but the
-        # maps' coordinates and divisions do not survive int8 activations (its
-        # DIV fails at run time on a zero divisor).
-        return ("CLADE-ICPE computes its positional maps in the graph (pixel coordinates, connected "
-                "components, divisions), which integer activations cannot carry; use float16 or dynamic_range")
+    if variant == "int16x8" and config.use_positional_encoding:
+        # The int8 file keeps the positional maps' ops in float32 (a
+        # denylist of the MLIR quantizer); int16x8 goes through TFLite's
+        # older quantizer, which has no denylist and refuses the connected-
+        # components WHILE loop ("Max and min for dynamic tensors should be
+        # recorded during calibration: ... while_cond_arg0"), and the MLIR
+        # quantizer's 16x8 mode fails on the generator itself (int8 bias
+        # beside int16 activations in a SUB).
+        return ("CLADE-ICPE computes its positional maps with a connected-components loop that TFLite's "
+                "int16x8 quantizer cannot leave in float; use int8, float16 or dynamic_range")
     return None
 
 
@@ -48,13 +52,19 @@ def to_tflite(module: SynthesisModule, variant: str,
         raise ValueError(f"variant={variant!r} is not valid; expected one of {list(VARIANTS)}.")
     # Through a SavedModel written by Keras' ExportArchive, which freezes the
     # variables (from_concrete_functions left them as READ_VARIABLE ops).
+    reason = unsupported_reason(variant, module.config)
+    if reason:
+        raise ValueError(f"The {variant} TFLite variant is not available for this model: {reason}.")
+    # CLADE-ICPE's maps (pixel coordinates, segment sums, divisions) stay in
+    # float32 in the int8 file: int8 activations cannot carry them.
+    float_scope = NAME_SCOPE if module.config.use_positional_encoding else None
     with tempfile.TemporaryDirectory() as tmp:
         module.save(tmp, module.tflite_endpoint())
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serving_default"])
-        return _convert(converter, variant, representative)
+        return _convert(converter, variant, representative, float_scope)
 
 
-def _convert(converter, variant, representative):
+def _convert(converter, variant, representative, float_scope=None):
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -68,12 +78,38 @@ def _convert(converter, variant, representative):
         converter.representative_dataset = representative
         if variant == "int8":
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if float_scope:
+                return _quantize_except(converter, float_scope)
         else:
             converter.target_spec.supported_ops = [
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
                 tf.lite.OpsSet.TFLITE_BUILTINS,
             ]
     return converter.convert()
+
+
+def _quantize_except(converter, scope: str) -> bytes:
+    """int8 quantization that leaves the ops named ``scope/...`` in float32.
+
+    The converter's own int8 path is calibration followed by the MLIR
+    quantizer; this runs the same two steps, passing the ops of ``scope``
+    to the quantizer's denylist (as ``tf.lite.experimental.QuantizationDebugger``
+    does for selective quantization), so QUANTIZE/DEQUANTIZE ops sit at their
+    boundary.
+    """
+    from tensorflow.lite.python.convert import mlir_quantize
+
+    converter._experimental_calibrate_only = True
+    calibrated = converter.convert()
+    interpreter = make_interpreter(calibrated)
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    denylisted = sorted({
+        names[i] for op in interpreter._get_ops_details() for i in op["outputs"]
+        if names.get(i, "").startswith(scope + "/")
+    })
+    if not denylisted:
+        raise RuntimeError(f"No op of the TFLite graph is named {scope}/...: cannot keep them in float.")
+    return mlir_quantize(calibrated, denylisted_nodes=denylisted)
 
 
 def run_tflite(model: bytes | str, label: np.ndarray, instance: np.ndarray | None = None,
