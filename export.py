@@ -12,6 +12,7 @@ import sys
 from absl import app, flags
 
 from spade_tf.config import DATASET_MODES
+from spade_tf.export.variants import CALIBRATED
 from spade_tf.export.variants import VARIANTS as TFLITE_VARIANTS
 
 TORCH_OVERRIDES = ("crop_size", "ngf", "label_nc", "num_upsampling_layers", "use_vae")
@@ -67,7 +68,7 @@ def _torch_config():
 
 
 def _source():
-    """(config, generator, step, source) from --workdir or --torch_checkpoint."""
+    """(config, generator, step, source, encoder) from --workdir or --torch_checkpoint."""
     if FLAGS.torch_checkpoint:
         from spade_tf.convert import nvlabs
         from spade_tf.workdir import write_initial_checkpoint
@@ -80,12 +81,12 @@ def _source():
             path = write_initial_checkpoint(config, FLAGS.import_workdir, networks.generator,
                                             networks.discriminator, networks.encoder)
             print(f"wrote {path}: python train.py --workdir={FLAGS.import_workdir} (same settings) continues training")
-        return config, networks.generator, None, networks.files["G"]
+        return config, networks.generator, None, networks.files["G"], networks.encoder
     from spade_tf.workdir import load_generator
 
     restored = load_generator(FLAGS.workdir, FLAGS.checkpoint)
     print(f"restored {restored.checkpoint} (step {restored.step})")
-    return restored.config, restored.generator, restored.step, restored.checkpoint
+    return restored.config, restored.generator, restored.step, restored.checkpoint, restored.encoder
 
 
 def main(argv):
@@ -110,14 +111,15 @@ def main(argv):
 
     logging.set_verbosity(logging.WARNING)
     try:
-        config, generator, step, source = _source()
+        config, generator, step, source, encoder = _source()
         calibration, described = None, ""
-        if "int8" in variants:
+        if set(variants) & set(CALIBRATED):
             calibration, described = calibration_examples(
                 config, FLAGS.calibration_images, FLAGS.workdir, FLAGS.dataset_dir, FLAGS.dataset_mode)
             print(f"int8 calibration: {described}")
         paths = export_model(generator, config, FLAGS.export_dir, version=FLAGS.version, step=step, source=source,
-                             calibration=calibration, calibration_source=described, tflite_variants=variants)
+                             calibration=calibration, calibration_source=described, tflite_variants=variants,
+                             encoder=encoder)
     except (ValueError, FileNotFoundError, FileExistsError, ImportError, AssertionError, WorkdirLockedError) as e:
         sys.exit(f"error: {e}")
     except OSError as e:  # OutputError (read-only, not a directory...) and the like: one line naming the path

@@ -11,7 +11,7 @@ import sys
 
 from absl import app, flags
 
-from spade_tf.config import DATASET_MODES, MIXED_PRECISION, NORM_MODES
+from spade_tf.config import DATASET_MODES, MIXED_PRECISION, NORM_MODES, VAE_PROTOCOLS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset_dir", None, "Dataset root; none = built-in synthetic scenes.")
@@ -50,8 +50,12 @@ flags.DEFINE_integer("eval_every", None, "Steps between FID/KID on a fixed valid
                      lower_bound=1)
 flags.DEFINE_integer("eval_images", 64, "Validation images in that subset.", lower_bound=2)
 flags.DEFINE_string("inception_weights", None,
-                    "InceptionV3 notop weights (.h5) or 'imagenet' for --eval_every; none = random weights "
+                    "FID network weights for --eval_every: pytorch-fid's pt_inception-2015-12-05-6726825d.pth (the "
+                    "papers' network) or Keras' InceptionV3 notop .h5 / 'imagenet'; none = random weights "
                     "(scores not comparable to published ones).")
+flags.DEFINE_enum("vae_protocol", "encode", list(VAE_PROTOCOLS),
+                  "VAE models in --eval_every: 'encode' each real image for its style (the official test, as "
+                  "evaluate.py), or 'random' styles.")
 flags.DEFINE_multi_string("set", [], "Any other config field, as key=value (e.g. --set=lambda_vgg=5).")
 
 OVERRIDE_FLAGS = ("batch_size", "crop_size", "load_size", "label_nc", "ngf", "ndf",
@@ -101,7 +105,7 @@ def main(argv):
             mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
             skip_bad_pairs=FLAGS.skip_bad_pairs, num_synthetic=FLAGS.num_synthetic,
             eval_every=FLAGS.eval_every, eval_images=FLAGS.eval_images,
-            inception_weights=FLAGS.inception_weights,
+            inception_weights=FLAGS.inception_weights, vae_protocol=FLAGS.vae_protocol,
         )
         summary = train(config, options)
     except TrainingStopped as e:

@@ -21,6 +21,10 @@ from typing import Any
 # Dataset layouts spade_tf.data reads (here so that the entry points list them without TensorFlow).
 DATASET_MODES = ("auto", "custom", "coco", "ade20k", "cityscapes", "synthetic")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")  # train.py --mixed_precision
+# VAE models' style at evaluation (train.py / evaluate.py --vae_protocol; spade_tf.evaluation.styles).
+VAE_PROTOCOLS = ("encode", "random")
+# FID/KID feature networks (evaluate.py --fid_network; spade_tf.evaluation.inception).
+FID_NETWORKS = ("auto", "standard", "keras")
 
 UPSAMPLING_MODES = {"normal": 5, "more": 6, "most": 7}
 PARAM_FREE_NORMS = ("syncbatch", "batch", "instance")

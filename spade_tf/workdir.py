@@ -384,12 +384,13 @@ def find_checkpoint(workdir: str, checkpoint: str | int | None = None) -> str:
 
 @dataclasses.dataclass
 class Restored:
-    """A generator restored from a training checkpoint."""
+    """A generator (and a VAE model's style encoder) restored from a training checkpoint."""
 
     config: SPADEConfig
     generator: keras.Model
     step: int
     checkpoint: str
+    encoder: keras.Model | None = None  # with use_vae
 
 
 def load_generator(workdir: str, checkpoint: str | int | None = None) -> Restored:
@@ -397,14 +398,16 @@ def load_generator(workdir: str, checkpoint: str | int | None = None) -> Restore
 
     Spectral-norm vectors and batch-norm moving statistics come with the
     weights. The generator is built in float32 whatever precision it was
-    trained in (mixed-precision variables are float32 already).
+    trained in (mixed-precision variables are float32 already). A VAE
+    model's style encoder is restored beside it (evaluation encodes the real
+    images, export writes its ``encode_style`` signature).
 
     Raises:
         FileNotFoundError: no config or checkpoint.
         CheckpointError: the checkpoint cannot be read (naming it and the others).
-        AssertionError: the checkpoint lacks some generator variable.
+        AssertionError: the checkpoint lacks some generator (or encoder) variable.
     """
-    from spade_tf.models import build_generator
+    from spade_tf.models import build_encoder, build_generator
 
     config = read_config(workdir)
     path = find_checkpoint(workdir, checkpoint)
@@ -412,18 +415,20 @@ def load_generator(workdir: str, checkpoint: str | int | None = None) -> Restore
     keras.config.set_dtype_policy("float32")
     try:
         generator = build_generator(config)
+        encoder = build_encoder(config) if config.use_vae else None
     finally:
         keras.config.set_dtype_policy(previous)
     step = tf.Variable(0, dtype=tf.int64)
+    networks = dict(generator=generator) if encoder is None else dict(generator=generator, encoder=encoder)
     try:
-        status = tf.train.Checkpoint(generator=generator, step=step).read(path)
+        status = tf.train.Checkpoint(**networks, step=step).read(path)
     except READ_ERRORS as e:
         others = [f"{s}" for s, p in list_checkpoints(checkpoint_dir(workdir)) if p != path]
         hint = (f"pick another with --checkpoint=<step> (present: {', '.join(others)})" if others
                 else "no other checkpoint is present")
         raise CheckpointError(f"Checkpoint {path} is unreadable ({_short(e)}); {hint}.") from None
     status.expect_partial().assert_existing_objects_matched()
-    return Restored(config, generator, int(step.numpy()), path)
+    return Restored(config, generator, int(step.numpy()), path, encoder)
 
 
 def save_checkpoint(manager: tf.train.CheckpointManager, step: int) -> str:

@@ -9,8 +9,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from spade_tf.config import FID_NETWORKS
+
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
+# The feature networks (FID_NETWORKS; report.json's "fid_network"): "standard"
+# is the papers' FID network (TTUR's 2015 TensorFlow Inception graph, as
+# pytorch-fid ports it; ``fid_inception.py``), "keras" Keras' InceptionV3.
 KERAS_NOTOP_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 RANDOM_WEIGHTS_WARNING = (
     "InceptionV3 has RANDOM weights (no --inception_weights): FID/KID from random InceptionV3 "
@@ -42,6 +47,8 @@ class InceptionFeatures:
     Returns:
         float64 NumPy [B, 2048].
     """
+
+    network = "keras"
 
     def __init__(self, model: keras.Model, real_weights: bool, weights: str | None = None):
         self.model = model
@@ -112,3 +119,70 @@ def build_inception(weights: str | None = None) -> InceptionFeatures:
             "InceptionV3(include_top=False)."
         ) from e
     return InceptionFeatures(model, real_weights=True, weights=os.path.abspath(weights))
+
+
+class StandardInceptionFeatures:
+    """uint8 images -> the FID Inception network's 2048-d pool features.
+
+    The network the FID figures of the papers (SPADE, CLADE, SEAN) were
+    computed with: ``fid_inception.build_fid_inception``, which resizes
+    (bilinear, no antialiasing) and scales inside the model, so images of any
+    size go in as they are. Same call contract as ``InceptionFeatures``.
+    """
+
+    network = "standard"
+
+    def __init__(self, model: keras.Model, real_weights: bool, weights: str | None = None):
+        self.model = model
+        self.real_weights = real_weights
+        self.weights = weights
+        self._features = tf.function(
+            lambda images: self.model(images, training=False),
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
+        )
+
+    def __call__(self, images) -> np.ndarray:
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"StandardInceptionFeatures: expected images [B, H, W, 3], got shape {images.shape}.")
+        return np.asarray(self._features(tf.constant(images, tf.float32)), np.float64)
+
+
+def fid_network_for(network: str, weights: str | None) -> str:
+    """Resolves ``network="auto"``: "standard" for pytorch-fid's ``.pth`` weights, else "keras"."""
+    if network not in FID_NETWORKS:
+        raise ValueError(f"fid_network={network!r} is not valid; expected one of {list(FID_NETWORKS)}.")
+    if network != "auto":
+        return network
+    return "standard" if weights and str(weights).endswith(".pth") else "keras"
+
+
+def build_feature_extractor(network: str = "auto", weights: str | None = None):
+    """The FID / KID feature extractor: ``StandardInceptionFeatures`` or ``InceptionFeatures``.
+
+    Args:
+        network: "standard" (the papers' FID network; ``weights`` is
+            pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth``), "keras"
+            (``build_inception``), or "auto": "standard" when ``weights`` is a
+            ``.pth`` file, else "keras".
+        weights: the weights file (None: random weights, with a warning).
+
+    Raises:
+        ValueError: a weights file of the other network, or a bad ``network``.
+        FileNotFoundError: a missing weights file.
+    """
+    network = fid_network_for(network, weights)
+    is_pth = bool(weights) and str(weights).endswith(".pth")
+    if network == "keras":
+        if is_pth:
+            raise ValueError(f"{weights} is PyTorch weights (pytorch-fid's FID Inception): use "
+                             "--fid_network=standard (or auto) with it; the keras network takes Keras' .h5 weights.")
+        return build_inception(weights)
+    if weights and not is_pth:
+        raise ValueError(f"--fid_network=standard takes pytorch-fid's .pth weights (pt_inception-2015-12-05-"
+                         f"6726825d.pth); got {weights}.")
+    from spade_tf.evaluation.fid_inception import build_fid_inception
+
+    model = build_fid_inception(weights)
+    return StandardInceptionFeatures(model, real_weights=bool(weights),
+                                     weights=os.path.abspath(weights) if weights else None)

@@ -100,6 +100,7 @@ def export_model(
     calibration_source: str = "",
     tflite_variants: Iterable[str] = VARIANTS,
     measure: bool = True,
+    encoder: keras.Model | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Writes every artifact of ``generator``; returns a dict of their paths.
@@ -118,6 +119,9 @@ def export_model(
         tflite_variants: which TFLite files to write.
         measure: time each TFLite file and take its PSNR against float32 (or
             the SavedModel's graph without float32) for the model card.
+        encoder: a VAE model's style encoder: the SavedModel gets its
+            ``encode_style`` signature (photo -> latent mean and log-variance),
+            which ``evaluate.py`` uses for the official VAE protocol.
 
     Raises:
         FileExistsError: ``serving/<version>`` exists already (nothing is
@@ -147,7 +151,7 @@ def export_model(
         os.makedirs(export_dir, exist_ok=True)
 
     folded = fold_spectral_norm(generator)
-    module = SynthesisModule(folded, config)
+    module = SynthesisModule(folded, config, encoder=fold_spectral_norm(encoder) if encoder is not None else None)
     paths = {}
 
     def write_serving(tmp):
@@ -199,7 +203,7 @@ def export_model(
     files = {k: os.path.relpath(v, export_dir) for k, v in paths.items()}
     _move_stale(export_dir, set(files.values()), log)
     calibrated = any(v in CALIBRATED for v in tflite_variants)
-    card = model_card(config, version=version, step=step, source=source,
+    card = model_card(config, version=version, step=step, source=source, encode_style=encoder is not None,
                       calibration_source=calibration_source if calibrated else None,
                       files=files, measured={**(measured or {}), **({"skipped": skipped} if skipped else {})})
     with writing(paths["model_card"]):
@@ -288,7 +292,8 @@ def label_names(config: SPADEConfig) -> list[str] | None:
 
 
 def model_card(config: SPADEConfig, *, version: int, step: int | None, source: str | None,
-               calibration_source: str | None, files: dict, measured: dict | None = None) -> dict:
+               calibration_source: str | None, files: dict, measured: dict | None = None,
+               encode_style: bool = False) -> dict:
     h, w = config.image_size
     inputs = {"label": f"int32 [batch, {h}, {w}] class ids"}
     if config.use_instance_map:
@@ -317,6 +322,11 @@ def model_card(config: SPADEConfig, *, version: int, step: int | None, source: s
                       "outputs": {"image": f"uint8 [batch, {h}, {w}, 3] RGB"}},
         "png_signature": {"name": "predict_png", "inputs": png_inputs,
                           "outputs": {"image_png_bytes": f"string [batch]: RGB PNGs, {w}x{h}"}},
+        "style_signature": {"name": "encode_style", "inputs": {"image": f"uint8 [batch, {h}, {w}, 3] RGB photo"},
+                            "outputs": {"mean": f"float32 [batch, {config.z_dim}]",
+                                        "logvar": f"float32 [batch, {config.z_dim}]"},
+                            "use": "latent = mean + exp(logvar / 2) * N(0, 1) -> synthesize_latent"}
+        if encode_style else None,
         "tflite": {"input_shape": [1, h, w], "calibration": calibration_source,
                    "note": "no input checks in TFLite graphs: ids out of range give all-zero one-hot rows",
                    **(measured or {})},

@@ -111,6 +111,39 @@ class Synthesizer:
             inputs["seed"] = tf.constant(seed, tf.int32)
         return self.signatures["serving_default"](**inputs)["image"].numpy()
 
+    def synthesize_latent(self, label, instance=None, latent=None) -> np.ndarray:
+        """A VAE model's ``synthesize_latent``: ``latent`` float32 [B, z_dim] instead of a seed."""
+        if not self.config.use_vae:
+            raise ValueError("synthesize_latent is for VAE models (use_vae); this model has no latent.")
+        inputs = {"label": _int32_ids(label, "label")}
+        if self.config.use_instance_map:
+            if instance is None:
+                raise ValueError("This model uses instance maps: pass 'instance' [B, H, W] int ids.")
+            inputs["instance"] = _int32_ids(instance, "instance")
+        inputs["latent"] = tf.constant(np.asarray(latent, np.float32))
+        return self.signatures["synthesize_latent"](**inputs)["image"].numpy()
+
+    @property
+    def can_encode(self) -> bool:
+        """Whether the model has a style encoder (``encode_style``)."""
+        return "encode_style" in self.signatures
+
+    def encode_style(self, image) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 photos [B, H, W, 3] -> (mean, logvar) float32 [B, z_dim] of their style latents.
+
+        Raises:
+            KeyError: a model without the encoder (not VAE, or exported without it).
+        """
+        if not self.can_encode:
+            raise KeyError(f"{self.source} has no style encoder (encode_style signature): "
+                           + ("not a VAE model." if not self.config.use_vae else
+                              "export it again from its training workdir."))
+        image = np.asarray(image)
+        if image.dtype != np.uint8:
+            raise ValueError(f"encode_style takes uint8 RGB images; got dtype {image.dtype}.")
+        out = self.signatures["encode_style"](image=tf.constant(image))
+        return out["mean"].numpy(), out["logvar"].numpy()
+
     def predict_png(self, label_pngs, instance_pngs=None, seed: int = 0) -> list[bytes]:
         """The ``predict_png`` signature: 8/16-bit grayscale PNGs of ids -> RGB PNGs.
 
@@ -233,7 +266,8 @@ def load_synthesizer(path: str, checkpoint: str | int | None = None) -> Synthesi
     kind, saved = resolve_model_path(path)
     if kind == "workdir":
         restored = load_generator(path, checkpoint)
-        module = SynthesisModule(fold_spectral_norm(restored.generator), restored.config)
+        encoder = fold_spectral_norm(restored.encoder) if restored.encoder is not None else None
+        module = SynthesisModule(fold_spectral_norm(restored.generator), restored.config, encoder=encoder)
         # The SavedModel's signatures, traced here instead of loaded.
         signatures = {name: _traced_signature(fn, specs) for name, (fn, specs) in module.endpoints().items()}
         return Synthesizer(restored.config, signatures, path, restored.step)

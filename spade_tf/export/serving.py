@@ -37,6 +37,26 @@ def uint8_from_pre_tanh(x):
     return tf.cast(tf.clip_by_value(tf.round(tf.sigmoid(2.0 * x) * 255.0), 0.0, 255.0), tf.uint8)
 
 
+def shape_text(shape):
+    """A tensor's shape as a string tensor "[2,64,64]"."""
+    return tf.strings.join(["[", tf.strings.reduce_join(tf.strings.as_string(shape), separator=","), "]"])
+
+
+def check_shape(x, name, dims, expected):
+    """An Assert that ``x`` has exactly ``dims`` (None: any batch >= 1); see ``check_inputs``."""
+    shape = tf.shape(x)
+    rank = len(dims)
+    padded = tf.concat([shape, tf.fill([rank + 1], -1)], axis=0)
+    ok = tf.less(padded[rank], 0)  # not more than ``rank`` axes
+    for axis, size in enumerate(dims):
+        ok = tf.logical_and(ok, tf.greater_equal(padded[axis], 1) if size is None
+                            else tf.equal(padded[axis], size))
+    return tf.debugging.Assert(
+        ok, [tf.strings.join([f"{name} must be {expected}; got shape ", shape_text(shape)])],
+        name=f"check_{name}_shape",
+    )
+
+
 class SynthesisModule:
     """Serving functions of a generator.
 
@@ -58,14 +78,22 @@ class SynthesisModule:
         for VAE models) -> ``image`` uint8 [B, H, W, 3].
         ``synthesize_latent`` (VAE models only): ``latent`` float32 [B, z_dim]
         instead of ``seed``.
+        ``encode_style`` (VAE models given their ``encoder``): ``image`` uint8
+        [B, H, W, 3] -> ``mean``, ``logvar`` float32 [B, z_dim], the style
+        encoder's distribution of the latent of a photo (the official test
+        generates from ``mean + exp(logvar / 2) * eps``).
         ``predict_png``: ``label_png_bytes`` string [B] (8/16-bit grayscale
         PNGs of ids at the model's size; + ``instance_png_bytes``, + ``seed``)
         -> ``image_png_bytes`` string [B] of RGB PNGs (TF Models' ``image_bytes``
         convention; REST clients send ``{"b64": ...}``).
     """
 
-    def __init__(self, generator: keras.Model, config: SPADEConfig, fast: bool = True):
+    def __init__(self, generator: keras.Model, config: SPADEConfig, fast: bool = True,
+                 encoder: keras.Model | None = None):
+        if encoder is not None and not config.use_vae:
+            raise ValueError("An encoder was given but the config has use_vae=False.")
         self.generator = generator
+        self.encoder = encoder
         self.config = config
         self.height, self.width = config.image_size
         self.fast_reason = unsupported_reason(generator, config) if fast else "fast=False"
@@ -110,24 +138,6 @@ class SynthesisModule:
         """
         c = self.config
         h, w = self.height, self.width
-
-        def shape_text(shape):
-            return tf.strings.join(["[", tf.strings.reduce_join(tf.strings.as_string(shape), separator=","), "]"])
-
-        def check_shape(x, name, dims, expected):
-            """``dims``: the expected size of each axis, None for the batch."""
-            shape = tf.shape(x)
-            rank = len(dims)
-            padded = tf.concat([shape, tf.fill([rank + 1], -1)], axis=0)
-            ok = tf.less(padded[rank], 0)  # not more than ``rank`` axes
-            for axis, size in enumerate(dims):
-                ok = tf.logical_and(ok, tf.greater_equal(padded[axis], 1) if size is None
-                                    else tf.equal(padded[axis], size))
-            return tf.debugging.Assert(
-                ok, [tf.strings.join([f"{name} must be {expected}; got shape ", shape_text(shape)])],
-                name=f"check_{name}_shape",
-            )
-
         label_spec = f"int32 [batch, {h}, {w}] with batch >= 1"
         checks = [check_shape(label, "label", [None, h, w], label_spec)]
         with tf.control_dependencies(checks):
@@ -239,6 +249,16 @@ class SynthesisModule:
         image = self.checked(label, instance, seed=seed)["image"]
         return {"image_png_bytes": tf.map_fn(tf.io.encode_png, image, fn_output_signature=tf.string)}
 
+    def encode_style(self, image):
+        """uint8 [B, H, W, 3] photos -> {"mean", "logvar"} [B, z_dim], with a shape check."""
+        h, w = self.height, self.width
+        spec = f"uint8 [batch, {h}, {w}, 3]"
+        check = check_shape(image, "image", [None, h, w, 3], spec)
+        with tf.control_dependencies([check]):
+            x = tf.cast(image, tf.float32) / 127.5 - 1.0
+        mean, logvar = self.encoder({"image": x}, training=False)
+        return {"mean": tf.cast(mean, tf.float32), "logvar": tf.cast(logvar, tf.float32)}
+
     # Signatures --------------------------------------------------------------
     def input_specs(self, batch: int | None = None, latent: bool = False) -> list[tf.TensorSpec]:
         """TensorSpecs of a function's inputs: label, [instance], [seed | latent]."""
@@ -284,6 +304,9 @@ class SynthesisModule:
         endpoints = {"serving_default": (serve, self.input_specs()), "predict_png": (serve_png, png_specs)}
         if self.config.use_vae:
             endpoints["synthesize_latent"] = (serve_latent, self.input_specs(latent=True))
+        if self.encoder is not None:
+            image_spec = tf.TensorSpec([None, self.height, self.width, 3], tf.uint8, name="image")
+            endpoints["encode_style"] = (self.encode_style, [image_spec])
         return endpoints
 
     def tflite_endpoint(self):
@@ -311,6 +334,8 @@ class SynthesisModule:
         # The fast path's own copy of the weights only: tracking the generator
         # too would store an unused second copy.
         archive.track(self.generator if self.fast is None else self.fast)
+        if self.encoder is not None:
+            archive.track(self.encoder)
         for name, (fn, specs) in (endpoints or self.endpoints()).items():
             archive.add_endpoint(name, tf.function(fn, input_signature=specs))
         archive.write_out(path, verbose=False)

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from spade_tf.config import MIXED_PRECISION, SPADEConfig
+from spade_tf.config import MIXED_PRECISION, VAE_PROTOCOLS, SPADEConfig
 from spade_tf.data import find_files, validate_files
 from spade_tf.data.layouts import DatasetFiles
 from spade_tf.data.pipeline import build_dataset
@@ -96,6 +96,7 @@ class TrainOptions:
     eval_every: int | None = None
     eval_images: int = 64
     inception_weights: str | None = None  # None: random InceptionV3 (warned; scores not comparable)
+    vae_protocol: str = "encode"  # VAE models' style in that evaluation (evaluation.styles), as evaluate.py
 
     def __post_init__(self):
         if self.mixed_precision not in MIXED_PRECISION:
@@ -107,6 +108,8 @@ class TrainOptions:
                 raise ValueError(f"{name}={getattr(self, name)} is not valid; expected >= 1.")
         if self.eval_images < 2:
             raise ValueError(f"eval_images={self.eval_images} is not valid; FID needs at least 2.")
+        if self.vae_protocol not in VAE_PROTOCOLS:
+            raise ValueError(f"vae_protocol={self.vae_protocol!r} is not valid; expected one of {list(VAE_PROTOCOLS)}.")
         for name in ("max_steps", "epochs", "eval_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -157,7 +160,7 @@ def _periodic_evaluator(options: TrainOptions, config: SPADEConfig, model: SPADE
         config, files, options.eval_images, inception_weights=options.inception_weights,
         batch_size=min(8, options.eval_images), seed=options.seed,
     )
-    return evaluator, generate_with_model(model, config)
+    return evaluator, generate_with_model(model, config, options.vae_protocol)
 
 
 class _StopRequest:

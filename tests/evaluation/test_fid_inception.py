@@ -151,3 +151,41 @@ def test_random_weights_warn_that_fid_is_not_comparable(monkeypatch, caplog):
         model = build_fid_inception()
     assert "NOT comparable to published numbers" in caplog.text and fi.FID_WEIGHTS_FILE in caplog.text
     assert model.trainable is False
+
+
+def test_feature_extractor_takes_uint8_images_of_any_size_and_is_chosen_by_the_pth(reference):
+    from spade_tf.evaluation.inception import StandardInceptionFeatures, build_feature_extractor
+
+    features = build_feature_extractor("auto", reference["pth"])  # a .pth: the standard network
+    assert isinstance(features, StandardInceptionFeatures) and features.network == "standard"
+    assert features.real_weights and features.weights == os.path.abspath(reference["pth"])
+    for size, images in reference["images"].items():
+        got = features(images.astype(np.uint8))  # the images are whole values in 0..255
+        ref = reference["features"][size]
+        assert got.dtype == np.float64 and got.shape == ref.shape
+        assert np.linalg.norm(got - ref) / np.linalg.norm(ref) < 1e-4, size
+    with pytest.raises(ValueError, match="--fid_network=standard"):
+        build_feature_extractor("keras", reference["pth"])
+    with pytest.raises(ValueError, match="takes pytorch-fid's .pth weights"):
+        build_feature_extractor("standard", "inception_notop.h5")
+    with pytest.raises(ValueError, match="fid_network='inception'"):
+        build_feature_extractor("inception", None)
+
+
+def test_evaluate_reports_the_standard_network_as_comparable_with_the_papers(reference, tmp_path):
+    from spade_tf.config import get_preset
+    from spade_tf.evaluation import EvalOptions, evaluate
+
+    class Gray:
+        config = get_preset("synthetic")
+
+        def __call__(self, label, instance=None, seed=0):
+            return np.repeat((label[..., None] * 30).astype(np.uint8), 3, axis=-1)
+
+    options = EvalOptions(model=str(tmp_path), out=str(tmp_path / "eval"), dataset_mode="synthetic",
+                          max_images=3, kid_subsets=2, grid_images=0, inception_weights=reference["pth"],
+                          verbose=False)
+    report = evaluate(options, synthesizer=Gray())
+    assert report["fid_network"] == "standard" and report["comparable_with_papers"] is True
+    assert report["inception_weights"] == os.path.abspath(reference["pth"]) and report["fid"] > 0
+    assert not any("not with the papers' tables" in w for w in report["warnings"])

@@ -320,6 +320,41 @@ def test_vae_model_signatures(tmp_path):
             loaded.signatures["synthesize_latent"](label=tf.constant(label), latent=tf.constant(bad))
 
 
+def test_vae_export_with_its_encoder_has_encode_style(tmp_path):
+    """The style encoder's signature: uint8 photos -> the Keras encoder's (mean, logvar); the
+    official test's latent from it gives the image synthesize_latent gives."""
+    from spade_tf.models import build_encoder
+
+    config = get_preset("synthetic", crop_size=32, load_size=32, ngf=4, use_vae=True, z_dim=8)
+    generator = build_generator(config)
+    encoder = build_encoder(config)
+    for v in encoder.trainable_variables:  # non-trivial outputs (the official init gives ~0)
+        v.assign(np.random.default_rng(3).normal(0, 0.2, v.shape).astype(np.float32))
+    export_dir = str(tmp_path / "vae")
+    export_model(generator, config, export_dir, tflite_variants=[], encoder=encoder, log=lambda *_: None)
+    card = json.load(open(os.path.join(export_dir, "model_card.json")))
+    assert card["style_signature"]["name"] == "encode_style"
+    synthesizer = load_synthesizer(export_dir)
+    assert synthesizer.can_encode and set(synthesizer.signatures) == {
+        "serving_default", "synthesize_latent", "predict_png", "encode_style"}
+    photos = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    mean, logvar = synthesizer.encode_style(photos)
+    expected_mean, expected_logvar = fold_spectral_norm(encoder)(
+        {"image": tf.constant(photos, tf.float32) / 127.5 - 1.0}, training=False)
+    np.testing.assert_allclose(mean, expected_mean.numpy(), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(logvar, expected_logvar.numpy(), rtol=1e-5, atol=1e-4)
+    assert np.abs(mean).max() > 0.01  # the comparison is not between zeros
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=re.escape("image must be uint8 [batch, 32, 32, 3]; got shape [2,32,16,3]")):
+        synthesizer.encode_style(photos[:, :, :16])
+    with pytest.raises(ValueError, match="uint8"):
+        synthesizer.encode_style(photos.astype(np.float32))
+    # Without the encoder (exports of generators only) the signature is absent and says why.
+    export_model(generator, config, str(tmp_path / "no_encoder"), tflite_variants=[], log=lambda *_: None)
+    with pytest.raises(KeyError, match="no style encoder.*export it again"):
+        load_synthesizer(str(tmp_path / "no_encoder")).encode_style(photos)
+
+
 def test_load_synthesizer_workdir_equals_export(coco_export, tmp_path):
     config, generator, export_dir, _ = coco_export
     workdir = tmp_path / "wd"
