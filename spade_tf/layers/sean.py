@@ -146,7 +146,7 @@ class ACE(SPADE):
         style_dim: length of a style code (official 512).
         use_style: whether the style codes modulate (official ``use_rgb``).
         use_noise: whether to add the noise (False for deterministic parity
-            checks; an attribute that may be set between calls).
+            checks; ``set_noise`` switches it in a whole model).
         seed: int seed of the noise, or None.
         hidden, kernel_size: the SPADE convs (official 128, 3x3).
         norm: param-free norm (official ACE: always synchronized batch norm).
@@ -247,3 +247,24 @@ class ACE(SPADE):
             use_noise=self.use_noise, seed=self.seed,
         )
         return config
+
+
+def set_noise(layer, enabled):
+    """Turns ACE's noise on or off in every SEAN layer of a model or layer.
+
+    Sets ``use_noise`` on each ACE and on each SEAN ``SPADEResBlock`` (whose
+    config rebuilds its ACEs, so the setting is also saved). Eager calls see
+    it at once; a ``tf.function`` or ``jax.jit`` traced before keeps what it
+    traced. For deterministic outputs, e.g. to compare with another
+    framework or backend (the noise is random by design, in inference too).
+
+    Returns:
+        The number of ACE layers changed.
+    """
+    changed = 0
+    for sub in layer._flatten_layers(include_self=True):
+        if isinstance(sub, ACE):
+            changed += 1
+        if isinstance(sub, ACE) or getattr(sub, "norm_mode", None) == "sean":
+            sub.use_noise = bool(enabled)
+    return changed
