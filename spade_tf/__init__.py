@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "PRESETS": "config", "SPADEConfig": "config", "get_preset": "config",
     "build_discriminator": "models", "build_encoder": "models", "build_generator": "models",
+    "build_sean_encoder": "models", "build_sean_network": "models",
     "fold_spectral_norm": "models",
 }
 __all__ = sorted(_EXPORTS)

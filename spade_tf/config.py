@@ -29,9 +29,15 @@ FID_NETWORKS = ("auto", "standard", "keras")
 UPSAMPLING_MODES = {"normal": 5, "more": 6, "most": 7}
 PARAM_FREE_NORMS = ("syncbatch", "batch", "instance")
 # How the label map modulates the generator's normalized features: SPADE's
-# convolutions on the one-hot map (Park et al. 2019) or CLADE's learned
-# (gamma, beta) per class (Tan et al. 2021, official --norm_mode clade).
-NORM_MODES = ("spade", "clade")
+# convolutions on the one-hot map (Park et al. 2019), CLADE's learned
+# (gamma, beta) per class (Tan et al. 2021, official --norm_mode clade), or
+# SEAN's ACE: SPADE blended with per-region style codes (Zhu et al. 2020,
+# ZPdesu/SEAN). SEAN's official CelebAMask-HQ setting is the "custom" preset
+# with label_nc=19, no instance map, no don't-care label, load and crop 256
+# (its README: --dataset_mode custom --label_nc 19 --no_instance
+# --load_size 256 --crop_size 256), i.e.
+# get_preset("custom", label_nc=19, load_size=256, norm_mode="sean").
+NORM_MODES = ("spade", "clade", "sean")
 GAN_MODES = ("hinge", "ls", "original")
 INIT_TYPES = ("xavier", "xavier_uniform", "normal", "kaiming", "orthogonal")
 PREPROCESS_MODES = ("resize_and_crop", "scale_width_and_crop", "fixed", "none")
@@ -60,7 +66,7 @@ class SPADEConfig:
     # --- Generator -------------------------------------------------------
     ngf: int = 64
     num_upsampling_layers: str = "normal"
-    norm_mode: str = "spade"  # "spade" | "clade" (NORM_MODES)
+    norm_mode: str = "spade"  # "spade" | "clade" | "sean" (NORM_MODES)
     # CLADE-ICPE (official --add_dist): intra-class positional encoding maps
     # modulate the class-wise gamma/beta; "clade" only.
     use_positional_encoding: bool = False
@@ -70,6 +76,9 @@ class SPADEConfig:
     use_spectral_norm_G: bool = True
     use_vae: bool = False
     z_dim: int = 256
+    # SEAN: length of each region's style code (official hard-coded
+    # style_length / Zencoder output_nc 512); "sean" only.
+    style_dim: int = 512
 
     # --- Discriminator and encoder -----------------------------------------
     ndf: int = 64
@@ -321,6 +330,8 @@ def _validate(c: SPADEConfig) -> None:
             f"use_positional_encoding=True is not valid with norm_mode={c.norm_mode!r}; "
             "it is CLADE's intra-class positional encoding (norm_mode='clade')."
         )
+    if c.norm_mode == "sean":
+        _validate_sean(c)
     _choice("gan_mode", c.gan_mode, GAN_MODES)
     _choice("init_type", c.init_type, INIT_TYPES)
     _choice("preprocess_mode", c.preprocess_mode, PREPROCESS_MODES)
@@ -328,7 +339,7 @@ def _validate(c: SPADEConfig) -> None:
     _positive(
         c, "label_nc", "load_size", "crop_size", "aspect_ratio", "ngf", "ndf",
         "num_D", "n_layers_D", "z_dim", "spade_hidden", "batch_size", "lr",
-        "init_variance", "D_steps_per_G",
+        "init_variance", "D_steps_per_G", "style_dim",
     )
     if c.label_nc > 255 - int(c.contain_dontcare_label):
         raise ValueError(f"label_nc={c.label_nc} is not valid; ids must fit in 0..254.")
@@ -361,3 +372,27 @@ def _validate(c: SPADEConfig) -> None:
             raise ValueError(f"{name}={getattr(c, name)} is not valid; expected >= 0.")
     if c.niter < 0 or c.niter_decay < 0:
         raise ValueError(f"niter={c.niter}, niter_decay={c.niter_decay}: expected >= 0.")
+
+
+def _validate_sean(c: SPADEConfig) -> None:
+    """SEAN settings the official code (ZPdesu/SEAN) can build and run.
+
+    Official SEAN trains with its defaults: norm_G 'spectralspadesyncbatch3x3'
+    (spectral norm on the block convs; 3x3 SPADE convs; ACE's own param-free
+    norm is hard-coded 'spadesyncbatch3x3' whatever norm_G says), ngf 64,
+    num_upsampling_layers 'normal', no VAE. It hard-codes 19 per-class
+    ``fc_mu`` layers, so it only runs with at most 19 segmap channels; here
+    there is one per segmap channel (``semantic_nc``), which for CelebAMask-HQ
+    (19 classes, no instance map, no don't-care) is the same network.
+    """
+    if c.use_vae:
+        raise ValueError(
+            "use_vae=True is not valid with norm_mode='sean': SEAN's style comes from "
+            "per-region style codes (the Zencoder), not a VAE latent; official SEAN has no VAE path."
+        )
+    if c.num_upsampling_layers == "most":
+        raise ValueError(
+            "num_upsampling_layers='most' is not valid with norm_mode='sean': official SEAN builds "
+            "up_4 but never calls it (its forward is commented out), and its conv_img then gets "
+            "ngf channels instead of ngf // 2; use 'normal' (official default) or 'more'."
+        )

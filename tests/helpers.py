@@ -181,8 +181,11 @@ def run_layer_test(
     loaded = keras_round_trip(model, tmp_path, name=f"{layer_cls.__name__}.keras")
     if model.layers[-1]._seed_generators:
         # A SeedGenerator's state is not saved in .keras files: the loaded
-        # layer restarts from its seed, like a new layer with that seed.
-        model = keras.Model(symbolic, layer_cls(**init_kwargs)(*symbolic))
+        # layer restarts from its seed, like a new layer with that seed (and
+        # the saved weights).
+        fresh = keras.Model(symbolic, layer_cls(**init_kwargs)(*symbolic))
+        fresh.set_weights(model.get_weights())
+        model = fresh
     assert_all_close(loaded(inputs, training=False), model(inputs, training=False), atol=1e-6)
 
     if not run_mixed_precision_check:

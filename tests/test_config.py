@@ -82,7 +82,10 @@ def test_unknown_field_is_named_with_a_suggestion():
         (dict(gan_mode="wgan"), r"gan_mode='wgan'"),
         (dict(spade_kernel_size=4), r"spade_kernel_size=4"),
         (dict(param_free_norm_G="layer"), r"param_free_norm_G='layer'"),
-        (dict(norm_mode="sean2"), r"norm_mode='sean2'.*\['spade', 'clade'\]"),
+        (dict(norm_mode="sean2"), r"norm_mode='sean2'.*\['spade', 'clade', 'sean'\]"),
+        (dict(norm_mode="sean", use_vae=True), r"use_vae=True is not valid with norm_mode='sean'"),
+        (dict(norm_mode="sean", num_upsampling_layers="most"), r"'most' is not valid with norm_mode='sean'"),
+        (dict(norm_mode="sean", style_dim=0), r"style_dim=0"),
         (dict(use_positional_encoding=True), r"use_positional_encoding=True.*norm_mode='clade'"),
         (dict(aspect_ratio=100.0), r"aspect_ratio=100.0"),
         (dict(label_nc=300), r"label_nc=300"),
@@ -168,3 +171,12 @@ def test_string_fields_refuse_other_types(item, message):  # int and bool fields
 
     with pytest.raises(ValueError, match=message):
         get_preset("coco", **parse_overrides([item]))
+
+
+def test_sean_celebamask_hq_setting():
+    # Official SEAN README: --dataset_mode custom --label_nc 19 --no_instance
+    # --load_size 256 --crop_size 256 (defaults: ngf 64, 'normal', no VAE).
+    cfg = get_preset("custom", label_nc=19, load_size=256, norm_mode="sean")
+    assert (cfg.semantic_nc, cfg.image_size, cfg.latent_size) == (19, (256, 256), (8, 8))
+    assert (cfg.style_dim, cfg.ngf, cfg.use_vae, cfg.param_free_norm_G) == (512, 64, False, "syncbatch")
+    assert SPADEConfig.from_dict(cfg.to_dict()) == cfg

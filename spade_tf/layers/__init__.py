@@ -4,13 +4,15 @@ from spade_tf.layers.clade import CLADE, ClassMap
 from spade_tf.layers.conv2d import Conv2D
 from spade_tf.layers.initializers import get_initializer
 from spade_tf.layers.normalization import BatchNorm, InstanceNorm, param_free_norm
+from spade_tf.layers.padding import ReflectionPad2D
 from spade_tf.layers.resize import NearestResize, Upsample2x, resize_nearest, torch_nearest_indices
 from spade_tf.layers.sampling import Reparameterize
+from spade_tf.layers.sean import ACE, RegionAverage, region_average, set_noise
 from spade_tf.layers.spade import SPADE
 from spade_tf.layers.spade_resblock import SPADEResBlock
 
 __all__ = [
-    "BatchNorm", "CLADE", "ClassMap", "Conv2D", "InstanceNorm", "NearestResize", "Reparameterize", "SPADE",
-    "SPADEResBlock", "Upsample2x", "get_initializer", "param_free_norm",
-    "resize_nearest", "torch_nearest_indices",
+    "ACE", "BatchNorm", "CLADE", "ClassMap", "Conv2D", "InstanceNorm", "NearestResize", "ReflectionPad2D",
+    "RegionAverage", "Reparameterize", "SPADE", "SPADEResBlock", "Upsample2x", "get_initializer",
+    "param_free_norm", "region_average", "resize_nearest", "set_noise", "torch_nearest_indices",
 ]

@@ -70,11 +70,14 @@ class SPADE(keras.layers.Layer):
 
     def call(self, x, segmap, training=None):
         normalized = self.param_free_norm(x, training=training)
-        segmap = resize_nearest(segmap, (x.shape[1], x.shape[2]))
-        actv = ops.relu(self.mlp_shared(segmap))
-        gamma = self.mlp_gamma(actv)
-        beta = self.mlp_beta(actv)
+        gamma, beta = self.modulation(resize_nearest(segmap, (x.shape[1], x.shape[2])))
         return normalized * (1.0 + gamma) + beta
+
+    def modulation(self, segmap):
+        """(gamma, beta) of a segmap already resized to x's size (SEAN's ACE
+        blends these with its style gamma, beta)."""
+        actv = ops.relu(self.mlp_shared(segmap))
+        return self.mlp_gamma(actv), self.mlp_beta(actv)
 
     def compute_output_shape(self, x_shape, segmap_shape):
         return x_shape
