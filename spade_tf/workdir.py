@@ -266,6 +266,8 @@ def checkpoint_objects(model) -> dict:
     )
     if model.encoder is not None:
         tracked.update(encoder=model.encoder, sampler_seed=model.sampler.seed_generator.state)
+    if model.style_encoder is not None:
+        tracked.update(style_encoder=model.style_encoder)
     return tracked
 
 
@@ -391,6 +393,7 @@ class Restored:
     step: int
     checkpoint: str
     encoder: keras.Model | None = None  # with use_vae
+    style_encoder: keras.Model | None = None  # SEAN's Zencoder (norm_mode="sean")
 
 
 def load_generator(workdir: str, checkpoint: str | int | None = None) -> Restored:
@@ -400,7 +403,8 @@ def load_generator(workdir: str, checkpoint: str | int | None = None) -> Restore
     weights. The generator is built in float32 whatever precision it was
     trained in (mixed-precision variables are float32 already). A VAE
     model's style encoder is restored beside it (evaluation encodes the real
-    images, export writes its ``encode_style`` signature).
+    images, export writes its ``encode_style`` signature), and so is a SEAN
+    model's Zencoder (``style_encoder``: a photo's per-region style codes).
 
     Raises:
         FileNotFoundError: no config or checkpoint.
@@ -408,6 +412,7 @@ def load_generator(workdir: str, checkpoint: str | int | None = None) -> Restore
         AssertionError: the checkpoint lacks some generator (or encoder) variable.
     """
     from spade_tf.models import build_encoder, build_generator
+    from spade_tf.models.sean_encoder import build_sean_encoder
 
     config = read_config(workdir)
     path = find_checkpoint(workdir, checkpoint)
@@ -416,10 +421,12 @@ def load_generator(workdir: str, checkpoint: str | int | None = None) -> Restore
     try:
         generator = build_generator(config)
         encoder = build_encoder(config) if config.use_vae else None
+        style_encoder = build_sean_encoder(config) if config.norm_mode == "sean" else None
     finally:
         keras.config.set_dtype_policy(previous)
     step = tf.Variable(0, dtype=tf.int64)
-    networks = dict(generator=generator) if encoder is None else dict(generator=generator, encoder=encoder)
+    networks = dict(generator=generator, encoder=encoder, style_encoder=style_encoder)
+    networks = {k: v for k, v in networks.items() if v is not None}
     try:
         status = tf.train.Checkpoint(**networks, step=step).read(path)
     except READ_ERRORS as e:
@@ -428,7 +435,7 @@ def load_generator(workdir: str, checkpoint: str | int | None = None) -> Restore
                 else "no other checkpoint is present")
         raise CheckpointError(f"Checkpoint {path} is unreadable ({_short(e)}); {hint}.") from None
     status.expect_partial().assert_existing_objects_matched()
-    return Restored(config, generator, int(step.numpy()), path, encoder)
+    return Restored(config, generator, int(step.numpy()), path, encoder, style_encoder)
 
 
 def save_checkpoint(manager: tf.train.CheckpointManager, step: int) -> str:
@@ -478,12 +485,13 @@ def _copy_variables(source: keras.Model, target: keras.Model, what: str):
 
 def write_initial_checkpoint(config: SPADEConfig, workdir: str, generator: keras.Model,
                              discriminator: keras.Model | None = None,
-                             encoder: keras.Model | None = None) -> str:
+                             encoder: keras.Model | None = None,
+                             style_encoder: keras.Model | None = None) -> str:
     """Writes networks trained elsewhere as step 0 of a workdir that ``train`` resumes.
 
     Builds ``SPADEGAN(config)`` with its optimizers exactly as the trainer
-    does, copies the networks in (a missing discriminator or encoder stays
-    freshly initialized, which is logged) and saves ``checkpoints/ckpt-0``
+    does, copies the networks in (a missing discriminator, VAE encoder or
+    SEAN style encoder stays freshly initialized, which is logged) and saves ``checkpoints/ckpt-0``
     with the objects of ``checkpoint_objects``, then ``config.json``: the
     checkpoint first, since a workdir with a config but no checkpoint would
     make the trainer start from scratch, silently dropping the import. The
@@ -496,7 +504,8 @@ def write_initial_checkpoint(config: SPADEConfig, workdir: str, generator: keras
         FileExistsError: the workdir already has a checkpoint.
         ConfigMismatchError: its config.json differs from ``config``.
         WorkdirLockedError: a run holds the workdir.
-        ValueError: an encoder without ``use_vae``, or a network built from another config.
+        ValueError: an encoder without ``use_vae``, a style encoder without
+            ``norm_mode="sean"``, or a network built from another config.
     """
     from spade_tf.training.gan import SPADEGAN, make_optimizers  # the trainer's model, built lazily
 
@@ -508,6 +517,8 @@ def write_initial_checkpoint(config: SPADEConfig, workdir: str, generator: keras
         )
     if encoder is not None and not config.use_vae:
         raise ValueError("An encoder was given but the config has use_vae=False.")
+    if style_encoder is not None and config.norm_mode != "sean":
+        raise ValueError(f"A style encoder was given but the config has norm_mode={config.norm_mode!r}.")
     check_config(config, workdir)
     model = SPADEGAN(config)
     g_opt, d_opt = make_optimizers(config, steps_per_epoch=1)  # the schedule is not saved
@@ -523,6 +534,11 @@ def write_initial_checkpoint(config: SPADEConfig, workdir: str, generator: keras
             _copy_variables(encoder, model.encoder, "encoder")
         else:
             log.warning("No encoder checkpoint: the VAE encoder in %s is freshly initialized.", directory)
+    if config.norm_mode == "sean":
+        if style_encoder is not None:
+            _copy_variables(style_encoder, model.style_encoder, "style encoder")
+        else:
+            log.warning("No style encoder: SEAN's Zencoder in %s is freshly initialized.", directory)
     with RunLock(workdir):
         manager = tf.train.CheckpointManager(
             tf.train.Checkpoint(**checkpoint_objects(model)), directory, max_to_keep=None,

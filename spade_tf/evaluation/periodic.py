@@ -112,6 +112,8 @@ def generate_with_model(model, config: SPADEConfig, vae_protocol: str = "encode"
         inputs = {"segmap": make_segmap(batch["label"], batch.get("instance"), config)}
         if config.use_positional_encoding:  # CLADE-ICPE: the maps of the label map as given
             inputs["positional"] = positional_encoding(batch["label"])
+        if config.norm_mode == "sean":  # SEAN: the real image's region styles, as the official test
+            inputs["image"] = tf.constant(batch["image"], tf.float32) / 127.5 - 1.0
         if config.use_vae:
             seed = int(batch.get("seed", 0))
             if vae_protocol == "encode":

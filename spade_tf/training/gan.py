@@ -12,6 +12,7 @@ from spade_tf.config import SPADEConfig
 from spade_tf.layers import Reparameterize
 from spade_tf.models import build_discriminator, build_encoder, build_generator, build_vgg19
 from spade_tf.models.discriminator import as_scales
+from spade_tf.models.sean_encoder import build_sean_encoder
 from spade_tf.segmap import edge_map, make_segmap
 from spade_tf.training.schedules import ConstantThenLinearDecay
 
@@ -82,10 +83,17 @@ class SPADEGAN(keras.Model):
         vgg: optional prebuilt ``VGG19Features`` (default: from
             ``config.vgg_weights`` when ``use_vgg_loss``).
 
+    SEAN (``norm_mode="sean"``): the style encoder (``style_encoder``, the
+    official netG's ``Zencoder``) turns each real image into per-region
+    style codes under the tape and trains with G; the losses are SPADE's (no
+    KL term), as the official SEAN trainer: the generator learns to
+    reconstruct the photo of a label map from its own styles.
+
     Call args (inference): ``{"segmap"}``, plus ``"latent"`` or ``"image"``
-    with a VAE (a random latent otherwise), and ``"positional"`` with
-    CLADE-ICPE. The step methods take ``segmap`` as a tensor or as such a
-    dict of label inputs (``conditions_from_batch``); D sees the segmap only.
+    with a VAE (a random latent otherwise), ``"positional"`` with
+    CLADE-ICPE, and with SEAN ``"style_codes"`` or the ``"image"`` to encode.
+    The step methods take ``segmap`` as a tensor or as such a dict of label
+    inputs (``conditions_from_batch``); D sees the segmap only.
     """
 
     def __init__(self, config: SPADEConfig, vgg=None, **kwargs):
@@ -94,6 +102,7 @@ class SPADEGAN(keras.Model):
         self.generator = build_generator(config)
         self.discriminator = build_discriminator(config)
         self.encoder = build_encoder(config) if config.use_vae else None
+        self.style_encoder = build_sean_encoder(config) if config.norm_mode == "sean" else None
         self.sampler = Reparameterize(name="sampler") if config.use_vae else None
         self.vgg = None
         if config.use_vgg_loss:
@@ -128,8 +137,9 @@ class SPADEGAN(keras.Model):
     @property
     def g_variables(self):
         variables = list(self.generator.trainable_variables)
-        if self.encoder is not None:
-            variables += self.encoder.trainable_variables
+        for encoder in (self.encoder, self.style_encoder):
+            if encoder is not None:
+                variables += encoder.trainable_variables
         return variables
 
     @property
@@ -148,6 +158,15 @@ class SPADEGAN(keras.Model):
     # -------------------------------------------------------------- forward
     def call(self, inputs, training=False):
         conditions = {k: inputs[k] for k in ("segmap", "positional") if k in inputs}
+        if self.style_encoder is not None:
+            if "style_codes" in inputs:
+                conditions["style_codes"] = inputs["style_codes"]
+            elif "image" in inputs:
+                conditions["style_codes"] = self.style_encoder(
+                    {"image": inputs["image"], "segmap": inputs["segmap"]}, training=training)
+            else:
+                raise KeyError("A SEAN model needs 'style_codes' or the 'image' to take them from.")
+            return self.generator(conditions, training=training)
         if not self.config.use_vae:
             return self.generator(conditions, training=training)
         if "latent" in inputs:
@@ -162,6 +181,9 @@ class SPADEGAN(keras.Model):
     def generate(self, segmap, image, training=True):
         """(fake, mean, logvar); mean and logvar are None without a VAE."""
         conditions = _conditions(segmap)
+        if self.style_encoder is not None:  # SEAN: the real image's own region styles
+            conditions["style_codes"] = self.style_encoder(
+                {"image": image, "segmap": conditions["segmap"]}, training=training)
         if not self.config.use_vae:
             return self.generator(conditions, training=training), None, None
         mean, logvar = self.encoder({"image": image}, training=training)

@@ -130,7 +130,7 @@ def _files(options: TrainOptions, config: SPADEConfig, split: str) -> DatasetFil
 def _sample_grid(model, batch, config):
     """uint8 rows of colour-coded label | generated | real for a batch."""
     inputs = conditions_from_batch(batch, config)
-    if config.use_vae:
+    if config.use_vae or config.norm_mode == "sean":  # the style of the real image
         inputs["image"] = batch["image"]
     fake = to_uint8(keras.ops.convert_to_numpy(model(inputs, training=False)))
     rows = [

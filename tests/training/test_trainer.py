@@ -36,7 +36,8 @@ def generator_kernels(path):
 
 @pytest.mark.parametrize("norm", [
     dict(), dict(norm_mode="clade"), dict(norm_mode="clade", use_positional_encoding=True),
-], ids=["spade", "clade", "clade_icpe"])
+    dict(norm_mode="sean", style_dim=8),
+], ids=["spade", "clade", "clade_icpe", "sean"])
 def test_train_writes_checkpoints_logs_samples_and_resumes(tmp_path, capsys, norm):
     cfg = get_preset("synthetic", **TINY, **norm)
     summary = train(cfg, options(tmp_path, max_steps=3))
