@@ -2,7 +2,7 @@
 
 from spade_tf.layers.clade import CLADE, ClassMap
 from spade_tf.layers.conv2d import Conv2D
-from spade_tf.layers.initializers import get_initializer
+from spade_tf.layers.initializers import fresh_initializer, get_initializer
 from spade_tf.layers.normalization import BatchNorm, InstanceNorm, param_free_norm
 from spade_tf.layers.padding import ReflectionPad2D
 from spade_tf.layers.resize import NearestResize, Upsample2x, resize_nearest, torch_nearest_indices
@@ -13,6 +13,6 @@ from spade_tf.layers.spade_resblock import SPADEResBlock
 
 __all__ = [
     "ACE", "BatchNorm", "CLADE", "ClassMap", "Conv2D", "InstanceNorm", "NearestResize", "ReflectionPad2D",
-    "RegionAverage", "Reparameterize", "SPADE", "SPADEResBlock", "Upsample2x", "get_initializer",
+    "RegionAverage", "Reparameterize", "SPADE", "SPADEResBlock", "Upsample2x", "fresh_initializer", "get_initializer",
     "param_free_norm", "region_average", "resize_nearest", "set_noise", "torch_nearest_indices",
 ]

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from spade_tf.layers.initializers import get_initializer
+from spade_tf.layers.initializers import fresh_initializer, get_initializer
 
 
 def _l2_normalize(x, eps):
@@ -88,7 +88,7 @@ class Conv2D(keras.layers.Layer):
         # precision, then the kernel is cast to the compute dtype.
         self.kernel = self.add_weight(
             name="kernel", shape=(k, k, in_channels, self.filters),
-            initializer=self.kernel_initializer, autocast=False,
+            initializer=fresh_initializer(self.kernel_initializer), autocast=False,
         )
         self.bias = (
             self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")

@@ -36,3 +36,22 @@ def get_initializer(init_type: str = "xavier", gain: float = 0.02, seed=None):
     if init_type == "orthogonal":
         return keras.initializers.Orthogonal(gain=gain, seed=seed)
     raise ValueError(f"init_type={init_type!r} is not valid; expected one of {list(INIT_TYPES)}.")
+
+
+def fresh_initializer(initializer):
+    """A new draw of an unseeded initializer: the same distribution, another seed.
+
+    A Keras initializer made with ``seed=None`` picks one seed when it is
+    created and reuses it for every call, so one instance shared by several
+    layers gives every weight of the same shape the same values (SPADE's
+    ``mlp_gamma`` equal to its ``mlp_beta``, ``G_middle_0`` equal to
+    ``G_middle_1``, the encoder's ``fc_mu`` equal to ``fc_var``), where the
+    official ``init_weights`` draws each weight independently. Layers call
+    this when they create a weight; a seeded initializer is returned as is
+    (its caller asked for those values).
+    """
+    initializer = keras.initializers.get(initializer)
+    config = initializer.get_config()
+    if "seed" not in config or config["seed"] is not None:
+        return initializer
+    return initializer.__class__.from_config(config)

@@ -3,7 +3,7 @@
 import keras
 
 from spade_tf.config import SPADEConfig
-from spade_tf.layers import Conv2D, InstanceNorm, get_initializer
+from spade_tf.layers import Conv2D, InstanceNorm, fresh_initializer, get_initializer
 
 
 def build_encoder(config: SPADEConfig, name: str = "encoder") -> keras.Model:
@@ -46,6 +46,6 @@ def build_encoder(config: SPADEConfig, name: str = "encoder") -> keras.Model:
     # NHWC flatten; PyTorch flattens NCHW, so importing fc_mu / fc_var
     # permutes their input rows (see the checkpoint importer).
     x = keras.layers.Flatten(name="flatten")(x)
-    mean = keras.layers.Dense(c.z_dim, kernel_initializer=init, name="fc_mu", dtype="float32")(x)
-    logvar = keras.layers.Dense(c.z_dim, kernel_initializer=init, name="fc_var", dtype="float32")(x)
+    mean = keras.layers.Dense(c.z_dim, kernel_initializer=fresh_initializer(init), name="fc_mu", dtype="float32")(x)
+    logvar = keras.layers.Dense(c.z_dim, kernel_initializer=fresh_initializer(init), name="fc_var", dtype="float32")(x)
     return keras.Model({"image": image}, [mean, logvar], name=name)

@@ -3,7 +3,15 @@
 import keras
 
 from spade_tf.config import SPADEConfig
-from spade_tf.layers import ClassMap, Conv2D, NearestResize, SPADEResBlock, Upsample2x, get_initializer
+from spade_tf.layers import (
+    ClassMap,
+    Conv2D,
+    NearestResize,
+    SPADEResBlock,
+    Upsample2x,
+    fresh_initializer,
+    get_initializer,
+)
 
 
 def build_generator(config: SPADEConfig, name: str = "generator") -> keras.Model:
@@ -62,7 +70,7 @@ def build_generator(config: SPADEConfig, name: str = "generator") -> keras.Model
         latent = keras.Input((c.z_dim,), name="latent")
         inputs["latent"] = latent
         x = keras.layers.Dense(
-            16 * nf * sh * sw, kernel_initializer=init, name="fc"
+            16 * nf * sh * sw, kernel_initializer=fresh_initializer(init), name="fc"
         )(latent)
         # NHWC reshape; PyTorch views NCHW, so importing 'fc' permutes its
         # output units (see the checkpoint importer).

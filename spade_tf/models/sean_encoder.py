@@ -3,7 +3,7 @@
 import keras
 
 from spade_tf.config import SPADEConfig
-from spade_tf.layers import Conv2D, InstanceNorm, ReflectionPad2D, RegionAverage, get_initializer
+from spade_tf.layers import Conv2D, InstanceNorm, ReflectionPad2D, RegionAverage, fresh_initializer, get_initializer
 
 # Official Zencoder(3, 512) is built with its default ngf=32 (hard-coded).
 ZENCODER_FILTERS = 32
@@ -60,7 +60,7 @@ def build_sean_encoder(config: SPADEConfig, name: str = "Zencoder") -> keras.Mod
     # "valid" gives the full one, so one row and column are cropped at the
     # start. (Keras' "same" would keep rows 0 .. 2h - 1: shifted by one.)
     x = keras.layers.Conv2DTranspose(
-        8 * nf, 3, strides=2, padding="valid", kernel_initializer=init, name="upsample")(x)
+        8 * nf, 3, strides=2, padding="valid", kernel_initializer=fresh_initializer(init), name="upsample")(x)
     x = keras.layers.Cropping2D(((1, 0), (1, 0)), name="upsample_crop")(x)
     x = norm_act(x, 3)
     x = ReflectionPad2D(1, name="pad_out")(x)

@@ -135,8 +135,10 @@ def test_spectral_norm_gradient_flows_through_sigma(rng):
         expected_loss = tf.reduce_sum(y**2)
     expected = tape.gradient(expected_loss, kernel)
     np.testing.assert_allclose(grad.numpy(), expected.numpy(), rtol=1e-4, atol=1e-6)
-    # The loss is scale invariant in W, so the gradient is orthogonal to W.
-    np.testing.assert_allclose(np.sum(grad.numpy() * kernel.numpy()), 0.0, atol=1e-4)
+    # The loss is scale invariant in W, so the gradient is orthogonal to W (cosine ~0; float32
+    # rounding of a sum of large terms leaves ~1e-6 of the norms' product).
+    g, w = grad.numpy().ravel().astype(np.float64), kernel.numpy().ravel().astype(np.float64)
+    assert abs(g @ w) <= 1e-4 * np.linalg.norm(g) * np.linalg.norm(w)
 
 
 def test_default_initializer_is_official_xavier_gain_002():

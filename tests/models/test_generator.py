@@ -174,7 +174,10 @@ def test_fold_spectral_norm_keeps_inference_output(rng):
 
 
 def test_one_sgd_fit_step_follows_the_gradient_and_lowers_the_loss(rng):
-    cfg = small(param_free_norm_G="batch", crop_size=32)
+    # Without spectral norm: its power iteration moves u, v in the forward pass at the new
+    # weights, a change the gradient (like PyTorch's) does not see, which on some draws of the
+    # initial weights outweighs a small step's decrease.
+    cfg = small(param_free_norm_G="batch", crop_size=32, use_spectral_norm_G=False)
     model = build_generator(cfg)
     seg = one_hot_segmap(rng, 2, 32, 32, cfg.semantic_nc)
     target = rng.uniform(-1, 1, size=(2, 32, 32, 3)).astype("float32")
@@ -182,12 +185,8 @@ def test_one_sgd_fit_step_follows_the_gradient_and_lowers_the_loss(rng):
     def mae(y, pred):
         return keras.ops.mean(keras.ops.abs(y - pred))
 
-    # Only the direction of the loss change: like PyTorch's, the gradient
-    # treats the spectral-norm vectors u, v as constants, but the forward
-    # pass at the new weights moves them by a power iteration, and at
-    # initialisation they are far from converged; with batch norm over two
-    # 1x1 maps the loss is strongly curved too. Measured decrease: ~1/3 of
-    # the first-order prediction.
+    # Only the direction of the loss change: with batch norm over two 1x1 maps the loss is
+    # strongly curved.
     assert_sgd_step_follows_the_gradient(
         model, {"segmap": seg}, target, "mae", mae, decrease=1e-3, first_order=False)
 
