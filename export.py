@@ -28,8 +28,8 @@ flags.DEFINE_integer("calibration_images", 64, "Label maps used to calibrate the
 flags.DEFINE_string("dataset_dir", None, "Calibration data (default: the data the workdir was trained on).")
 flags.DEFINE_enum("dataset_mode", "auto", [m for m in DATASET_MODES if m != "synthetic"], "Layout of --dataset_dir.")
 flags.DEFINE_string("torch_checkpoint", None,
-                    "NVlabs latest_net_G.pth (or CLADE best_net_G.pth, with --set=norm_mode=clade), "
-                    "or its checkpoint directory.")
+                    "NVlabs latest_net_G.pth (or CLADE best_net_G.pth, with --set=norm_mode=clade; SEAN's "
+                    "latest_net_G.pth with --set=norm_mode=sean), or its checkpoint directory.")
 flags.DEFINE_string("import_workdir", None, "With --torch_checkpoint: also write a training workdir (step 0 "
                     "of the imported G, D, E) that train.py continues.")
 flags.DEFINE_string("preset", None, "With --torch_checkpoint: the preset it was trained with.")
@@ -79,7 +79,7 @@ def _source():
         print(f"imported {', '.join(networks.files.values())}")
         if FLAGS.import_workdir:
             path = write_initial_checkpoint(config, FLAGS.import_workdir, networks.generator,
-                                            networks.discriminator, networks.encoder)
+                                            networks.discriminator, networks.encoder, networks.style_encoder)
             print(f"wrote {path}: python train.py --workdir={FLAGS.import_workdir} (same settings) continues training")
         return config, networks.generator, None, networks.files["G"], networks.encoder
     from spade_tf.workdir import load_generator

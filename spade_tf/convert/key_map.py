@@ -14,7 +14,10 @@ stand in for, whatever network holds them (SPADE, CLADE, SEAN):
   * ``nn.BatchNorm2d(affine=False)``: ``running_mean`` / ``running_var`` ->
     ``moving_mean`` / ``moving_variance`` (``num_batches_tracked`` is not
     used: the momentum is fixed);
-  * ``nn.Linear``: weight (out, in) -> kernel (in, out).
+  * ``nn.Linear``: weight (out, in) -> kernel (in, out);
+  * several PyTorch modules stacked in one variable (SEAN's per-class
+    ``fc_mu{j}`` layers in ACE's [classes, in, out] kernel): each key fills
+    one slice (``Entry.index``), and the variable is assigned once.
 """
 
 from __future__ import annotations
@@ -46,12 +49,18 @@ def oihw_to_hwio(w: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """One state-dict key: the variable it fills, its PyTorch shape, the layout change."""
+    """One state-dict key: the variable it fills, its PyTorch shape, the layout change.
+
+    With ``index`` the key fills ``variable[index]`` only (a variable that
+    stacks several PyTorch modules' weights along its first axis); the key
+    map must then fill every index of that variable.
+    """
 
     key: str
     variable: Any
     torch_shape: tuple[int, ...]
     to_keras: Callable[[np.ndarray], np.ndarray] = identity
+    index: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,13 +71,16 @@ class KeyMap:
         entries: every key the network needs, in the order the official code
             registers them.
         optional: keys a checkpoint may hold that fill nothing (and may lack).
+        kept: variables that no key fills, which keep their values (state
+            PyTorch does not save, e.g. a noise layer's random-seed state).
     """
 
     entries: tuple[Entry, ...] = ()
     optional: tuple[str, ...] = ()
+    kept: tuple[Any, ...] = ()
 
     def __add__(self, other: KeyMap) -> KeyMap:
-        return KeyMap(self.entries + other.entries, self.optional + other.optional)
+        return KeyMap(self.entries + other.entries, self.optional + other.optional, self.kept + other.kept)
 
 
 def conv_key_map(prefix: str, conv: Conv2D) -> KeyMap:
@@ -147,9 +159,17 @@ def assign_state_dict(model: keras.Model, state_dict: Mapping[str, np.ndarray], 
         raise StateDictMismatchError(
             f"{source}: the {what} checkpoint does not fit {target}: {problem}. Nothing was loaded{hint}."
         )
+    stacked = {}  # id(variable) -> (variable, value being filled slice by slice)
     for entry in key_map.entries:
         value = entry.to_keras(np.asarray(state_dict[entry.key], dtype=np.float32))
-        entry.variable.assign(value)
+        if entry.index is None:
+            entry.variable.assign(value)
+        else:
+            _, full = stacked.setdefault(
+                id(entry.variable), (entry.variable, np.zeros(entry.variable.shape, np.float32)))
+            full[entry.index] = value
+    for variable, full in stacked.values():
+        variable.assign(full)
     logger.info("%s: imported %d tensors into the %s", source, len(key_map.entries), what)
     return model
 
@@ -158,8 +178,26 @@ def _check_covers(model, key_map: KeyMap, what: str) -> None:
     keys = [e.key for e in key_map.entries]
     if len(set(keys)) != len(keys):
         raise RuntimeError(f"{what}: the importer maps a key twice.")
-    covered = {id(e.variable) for e in key_map.entries}
-    unmapped = [v.path for v in model.variables if id(v) not in covered]
+    covered = {id(e.variable) for e in key_map.entries if e.index is None} | {id(v) for v in key_map.kept}
+    slices = {}
+    for e in key_map.entries:
+        if e.index is not None:
+            filled = slices.setdefault(id(e.variable), set())
+            if e.index in filled:
+                raise RuntimeError(f"{what}: the importer maps two keys to {e.variable.path}[{e.index}].")
+            filled.add(e.index)
+    unmapped = []
+    for v in model.variables:
+        if id(v) in covered:
+            continue
+        if id(v) not in slices:
+            unmapped.append(v.path)
+            continue
+        # A stacked variable is covered when every slice along its first axis is, and no other.
+        extra = sorted(slices[id(v)] - set(range(v.shape[0])))
+        if extra:
+            raise RuntimeError(f"{what}: the importer maps a key to {v.path}[{extra[0]}], past its end.")
+        unmapped += [f"{v.path}[{i}]" for i in range(v.shape[0]) if i not in slices[id(v)]]
     if unmapped:
         raise RuntimeError(f"{what}: the importer maps no key to {unmapped}; it is out of date with the model.")
 

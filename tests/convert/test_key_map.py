@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from spade_tf.convert import KeyMap, StateDictMismatchError, assign_state_dict
-from spade_tf.convert.key_map import dense_key_map
+from spade_tf.convert.key_map import Entry, dense_key_map
 
 
 def tiny_model():
@@ -97,3 +97,27 @@ def test_a_key_map_that_misses_a_variable_or_repeats_a_key_is_a_bug():
         assign_state_dict(model, torch_state(), fc_only)
     with pytest.raises(RuntimeError, match="maps a key twice"):
         assign_state_dict(model, torch_state(), key_map_of(model) + fc_only)
+
+
+def test_stacked_variable_is_filled_slice_by_slice_and_must_be_covered():
+    # One variable standing in for several PyTorch modules (SEAN's fc_mu<j> in ACE's kernel).
+    model = keras.Sequential([keras.Input((1,), dtype="int32"), keras.layers.Embedding(3, 2, name="table")])
+    table = model.get_layer("table").embeddings
+
+    def rows(indices, keys=None):
+        keys = keys or [f"row{j}.weight" for j in indices]
+        return KeyMap(tuple(Entry(k, table, (2,), index=j) for k, j in zip(keys, indices)))
+
+    state = {f"row{j}.weight": np.full(2, j + 1.0, np.float32) for j in range(3)}
+    assign_state_dict(model, state, rows([2, 0, 1]))
+    np.testing.assert_array_equal(table.numpy(), [[1, 1], [2, 2], [3, 3]])
+    with pytest.raises(RuntimeError, match=r"maps no key to \['.*table/embeddings\[1\]'\]"):
+        assign_state_dict(model, state, rows([0, 2]))
+    with pytest.raises(RuntimeError, match=r"maps a key to .*table/embeddings\[3\], past its end"):
+        assign_state_dict(model, {**state, "row3.weight": state["row0.weight"]}, rows([0, 1, 2, 3]))
+    with pytest.raises(RuntimeError, match=r"maps two keys to .*table/embeddings\[0\]"):
+        assign_state_dict(model, state, rows([0, 1, 2, 0], keys=["row0.weight", "row1.weight", "row2.weight", "x"]))
+    before = snapshot(model)
+    with pytest.raises(StateDictMismatchError, match=r"'row1\.weight' has shape \(3,\)"):
+        assign_state_dict(model, {**state, "row1.weight": np.zeros(3, np.float32)}, rows([0, 1, 2]))
+    assert_untouched(model, before)
