@@ -38,6 +38,9 @@ PARAM_FREE_NORMS = ("syncbatch", "batch", "instance")
 # --load_size 256 --crop_size 256), i.e.
 # get_preset("custom", label_nc=19, load_size=256, norm_mode="sean").
 NORM_MODES = ("spade", "clade", "sean")
+# Defaults a norm mode's official code changes (get_preset applies them unless overridden):
+# official SEAN's discriminator has n_layers_D 3 (and stride 2 in every middle conv).
+NORM_MODE_DEFAULTS = {"sean": {"n_layers_D": 3}}
 GAN_MODES = ("hinge", "ls", "original")
 INIT_TYPES = ("xavier", "xavier_uniform", "normal", "kaiming", "orthogonal")
 PREPROCESS_MODES = ("resize_and_crop", "scale_width_and_crop", "fixed", "none")
@@ -260,7 +263,9 @@ def get_preset(name: str, **overrides: Any) -> SPADEConfig:
     Args:
         name: one of ``PRESETS`` ("ade20k", "coco", "cityscapes", "custom",
             "synthetic").
-        **overrides: any ``SPADEConfig`` field, e.g. ``ngf=16``.
+        **overrides: any ``SPADEConfig`` field, e.g. ``ngf=16``. With
+            ``norm_mode`` the defaults of that norm mode's official code
+            (``NORM_MODE_DEFAULTS``) come before the overrides.
 
     Raises:
         ValueError: for an unknown preset, an unknown field or a bad value.
@@ -270,7 +275,8 @@ def get_preset(name: str, **overrides: Any) -> SPADEConfig:
             f"Unknown preset {name!r}; expected one of {sorted(PRESETS)}."
         )
     _check_names(overrides)
-    return SPADEConfig(preset=name, **{**PRESETS[name], **overrides})
+    norm_mode = overrides.get("norm_mode", PRESETS[name].get("norm_mode", "spade"))
+    return SPADEConfig(preset=name, **{**PRESETS[name], **NORM_MODE_DEFAULTS.get(norm_mode, {}), **overrides})
 
 
 def _check_names(values: dict[str, Any]) -> None:

@@ -25,8 +25,8 @@ dist_conv_w`` / ``dist_conv_b`` with ICPE (``_dist`` models) and
 
 ZPdesu/SEAN is NVlabs/SPADE with ACE norms (``latest_net_G.pth``; its
 ``latest_net_D.pth`` has SPADE's discriminator keys and shapes, with official
-``n_layers_D`` 3 and stride 2 in every intermediate conv, where SPADE's last
-one has stride 1: ``import_checkpoint`` warns): each block's ``ace_0`` / ``ace_1`` /
+``n_layers_D`` 3 and stride 2 in every intermediate conv, which
+``build_discriminator`` follows for ``norm_mode="sean"``): each block's ``ace_0`` / ``ace_1`` /
 ``ace_s`` (our ``norm_0`` / ``norm_1`` / ``norm_s``, ``spade_tf.layers.ACE``)
 holds ``blending_gamma``, ``blending_beta``, ``noise_var``, the inner SPADE's
 convs (``Spade.mlp_shared.0``, ``Spade.mlp_gamma``, ``Spade.mlp_beta``; the
@@ -432,7 +432,7 @@ def import_checkpoint(path: str | os.PathLike, config: SPADEConfig,
 
     With ``norm_mode="sean"`` (ZPdesu/SEAN), ``net_G`` also gives the style
     encoder (``style_encoder``); SEAN's ``net_D`` loads into SPADE's
-    discriminator (same keys and shapes) with a warning: its strides differ.
+    discriminator (same keys and shapes; SEAN's strides with ``norm_mode="sean"``).
 
     Args:
         path: checkpoint directory or ``<epoch>_net_G.pth`` (see
@@ -459,11 +459,6 @@ def import_checkpoint(path: str | os.PathLike, config: SPADEConfig,
     del state
     if include_discriminator and "D" in files:
         networks.discriminator = import_discriminator(load_state_dict(files["D"]), config, files["D"])
-        if config.norm_mode == "sean":
-            logger.warning(
-                "%s: official SEAN's discriminator has SPADE's keys and shapes, but strides 2 in every "
-                "intermediate conv (SPADE: 1 in the last); this project's discriminator is SPADE's, so the "
-                "imported one sees other patches than it was trained on.", files["D"])
     if "E" in files:
         networks.encoder = import_encoder(load_state_dict(files["E"]), config, files["E"])
     return networks

@@ -7,6 +7,10 @@ from keras import ops
 from spade_tf.config import SPADEConfig
 from spade_tf.layers import Conv2D, InstanceNorm, get_initializer
 
+# ZPdesu/SEAN's NLayerDiscriminator (pix2pixHD's) strides every middle conv by
+# 2; NVlabs/SPADE's last middle conv has stride 1.
+SEAN_LAST_STRIDE = 2
+
 
 @keras.saving.register_keras_serializable(package="spade_tf")
 class NLayerDiscriminator(keras.layers.Layer):
@@ -15,14 +19,16 @@ class NLayerDiscriminator(keras.layers.Layer):
     4x4 convs with PyTorch padding 2: ``model0`` conv(stride 2, bias) ->
     LeakyReLU(0.2); ``model1..n-1`` spectral-norm conv without bias (the
     official norm layer deletes it) -> InstanceNorm -> LeakyReLU at 2x, 4x, 8x
-    channels (capped at 512; stride 2, the last stride 1); ``model{n}`` conv to
-    one channel with bias, no norm.
+    channels (capped at 512; stride 2, the last ``last_stride``: 1 in SPADE,
+    2 in SEAN, whose discriminator is pix2pixHD's); ``model{n}`` conv to one
+    channel with bias, no norm.
 
     Args:
         ndf: channels of the first conv.
         n_layers: official ``n_layers_D``.
         spectral_norm: spectral-normalize the middle convs (``norm_D``).
         kernel_initializer: conv initializer.
+        last_stride: stride of the last middle conv (``model{n-1}``).
 
     Call args:
         inputs: [B, H, W, C] label map concatenated with an image.
@@ -34,10 +40,13 @@ class NLayerDiscriminator(keras.layers.Layer):
     Reference: NVlabs/SPADE ``models/networks/discriminator.py``.
     """
 
-    def __init__(self, ndf=64, n_layers=4, spectral_norm=True, kernel_initializer=None, **kwargs):
+    def __init__(self, ndf=64, n_layers=4, spectral_norm=True, kernel_initializer=None, last_stride=1, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(n_layers, int) or n_layers < 1:
             raise ValueError(f"n_layers={n_layers!r} is not valid; expected an int >= 1.")
+        if last_stride not in (1, 2):
+            raise ValueError(f"last_stride={last_stride!r} is not valid; expected 1 or 2.")
+        self.last_stride = last_stride
         self.ndf = ndf
         self.n_layers = n_layers
         self.spectral_norm = spectral_norm
@@ -48,7 +57,7 @@ class NLayerDiscriminator(keras.layers.Layer):
         nf = ndf
         for n in range(1, n_layers):
             nf = min(nf * 2, 512)
-            stride = 1 if n == n_layers - 1 else 2
+            stride = last_stride if n == n_layers - 1 else 2
             self.convs.append(Conv2D(
                 nf, 4, strides=stride, padding=2, use_bias=False,
                 spectral_norm=spectral_norm, name=f"model{n}_conv", **common,
@@ -95,7 +104,7 @@ class NLayerDiscriminator(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            ndf=self.ndf, n_layers=self.n_layers, spectral_norm=self.spectral_norm,
+            ndf=self.ndf, n_layers=self.n_layers, spectral_norm=self.spectral_norm, last_stride=self.last_stride,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer)
             if self.kernel_initializer else None,
         )
@@ -154,7 +163,8 @@ def build_discriminator(config: SPADEConfig, name: str = "discriminator") -> ker
     for i in range(c.num_D):
         d = NLayerDiscriminator(
             c.ndf, c.n_layers_D, spectral_norm=c.use_spectral_norm_D,
-            kernel_initializer=init, name=f"discriminator_{i}",
+            kernel_initializer=init, last_stride=SEAN_LAST_STRIDE if c.norm_mode == "sean" else 1,
+            name=f"discriminator_{i}",
         )
         outputs.append(d(x))
         if i < c.num_D - 1:

@@ -97,3 +97,21 @@ def test_one_sgd_fit_step_follows_the_gradient_and_lowers_the_loss(rng):
         return keras.ops.mean(keras.ops.square(y - pred))
 
     assert_sgd_step_follows_the_gradient(logits, {"segmap": seg, "image": image}, target, "mse", mse)
+
+
+def test_sean_discriminator_is_official_seans():
+    """ZPdesu/SEAN's NLayerDiscriminator: n_layers_D 3 by default, stride 2 in every middle conv."""
+    from spade_tf.config import get_preset
+
+    config = get_preset("custom", label_nc=4, use_instance_map=False, crop_size=64, load_size=64, ndf=8,
+                        norm_mode="sean")
+    assert config.n_layers_D == 3
+    assert get_preset("custom", norm_mode="sean", n_layers_D=4).n_layers_D == 4  # an override wins
+    assert get_preset("custom").n_layers_D == 4
+    scales = build_discriminator(config)(
+        {"segmap": np.zeros((1, 64, 64, 4), np.float32), "image": np.zeros((1, 64, 64, 3), np.float32)})
+    # 64 -> 33 (stride 2, padding 2) -> 17 -> 9 -> 10 (stride 1): SPADE's last middle conv would keep 17.
+    assert [tuple(f.shape[1:3]) for f in scales[0]] == [(33, 33), (17, 17), (9, 9), (10, 10)]
+    spade = build_discriminator(config.replace(norm_mode="spade"))(
+        {"segmap": np.zeros((1, 64, 64, 4), np.float32), "image": np.zeros((1, 64, 64, 3), np.float32)})
+    assert [tuple(f.shape[1:3]) for f in spade[0]] == [(33, 33), (17, 17), (18, 18), (19, 19)]
