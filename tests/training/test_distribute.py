@@ -29,6 +29,8 @@ SCRIPT = textwrap.dedent("""
             model = SPADEGAN(cfg)
             model.compile(steps_per_epoch=10)
             model.build_optimizers()
+        before = [v.numpy() for v in model.g_variables + model.d_variables
+                  if "kernel" in v.path or "class_weight" in v.path]
         ds = tf.data.Dataset.from_tensor_slices({"segmap": seg, "image": img}).batch(4)
         if strategy.num_replicas_in_sync > 1:
             ds = strategy.experimental_distribute_dataset(ds)
@@ -47,17 +49,25 @@ SCRIPT = textwrap.dedent("""
         weights = [v.numpy() for v in model.g_variables + model.d_variables
                    if "kernel" in v.path or "class_weight" in v.path]
         stats = [v.numpy() for v in model.generator.non_trainable_variables if "moving" in v.path]
-        return logs, weights, stats
+        return logs, weights, stats, before
 
     one = run(tf.distribute.OneDeviceStrategy("/cpu:0"))
     two = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
     for k in one[0]:
         np.testing.assert_allclose(one[0][k], two[0][k], rtol=2e-4, atol=1e-5, err_msg=k)
-    for a, b in zip(one[1], two[1]):
-        # Where a gradient is near Adam's epsilon the first step is not
-        # saturated and reduction order shows: allow 0.1% such elements.
-        off = np.mean(~np.isclose(a, b, rtol=1e-3, atol=2e-6))
-        assert off < 1e-3, (a.shape, off)
+    saturated_total = 0
+    for a, b, start, start_two in zip(one[1], two[1], one[3], two[3]):
+        np.testing.assert_array_equal(start, start_two)  # the same initial weights
+        # Adam's first step is lr * g / (|g| + eps): a full step (lr) wherever |g| >> 1e-8, and
+        # there the runs must agree; where a gradient is near eps (the official init's tiny
+        # weights make many such) the step is partial and the reduction order's float noise
+        # shows, which is allowed.
+        step = np.abs(a - start)
+        saturated = step > 0.9 * step.max()
+        saturated_total += saturated.sum()
+        off = ~np.isclose(a, b, rtol=1e-3, atol=2e-6)
+        assert not np.any(off & saturated), (a.shape, np.mean(off & saturated))
+    assert saturated_total > 1000
     for a, b in zip(one[2], two[2]):
         # Moving statistics of the D step's G pass see the noisy biases above
         # (amplified through later layers); without synchronized batch norm they would differ by
