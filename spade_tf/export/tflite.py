@@ -25,6 +25,13 @@ def unsupported_reason(variant: str, config) -> str | None:
         # beside int16 activations in a SUB).
         return ("CLADE-ICPE computes its positional maps with a connected-components loop that TFLite's "
                 "int16x8 quantizer cannot leave in float; use int8, float16 or dynamic_range")
+    if variant == "int16x8" and config.norm_mode == "sean":
+        # SEAN has no fast path (serving.SynthesisModule): its graph one-hot
+        # encodes the ids with ONE_HOT, which the int16x8 quantizer gives int16
+        # on/off values that LiteRT's ONE_HOT kernel refuses at run time
+        # ("off_value->type != op_context.dtype (FLOAT32 != INT16)").
+        return ("SEAN's graph one-hot encodes the label with ONE_HOT, whose int16x8-quantized form LiteRT cannot "
+                "run; use int8, float16 or dynamic_range")
     return None
 
 
@@ -113,11 +120,12 @@ def _quantize_except(converter, scope: str) -> bytes:
 
 
 def run_tflite(model: bytes | str, label: np.ndarray, instance: np.ndarray | None = None,
-               latent: np.ndarray | None = None) -> np.ndarray:
+               latent: np.ndarray | None = None, style_codes: np.ndarray | None = None) -> np.ndarray:
     """Runs a converted model on one example with the LiteRT interpreter.
 
-    ``label`` (and ``instance``) int32 [1, H, W], ``latent`` float32 [1, z];
-    returns uint8 [1, H, W, 3].
+    ``label`` (and ``instance``) int32 [1, H, W], ``latent`` float32 [1, z],
+    ``style_codes`` float32 [1, semantic_nc, style_dim] (SEAN); returns uint8
+    [1, H, W, 3].
     """
     interpreter = make_interpreter(model)
     runner = interpreter.get_signature_runner()
@@ -126,6 +134,8 @@ def run_tflite(model: bytes | str, label: np.ndarray, instance: np.ndarray | Non
         inputs["instance"] = np.asarray(instance, np.int32)
     if latent is not None:
         inputs["latent"] = np.asarray(latent, np.float32)
+    if style_codes is not None:
+        inputs["style_codes"] = np.asarray(style_codes, np.float32)
     return runner(**inputs)["image"]
 
 
