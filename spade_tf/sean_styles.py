@@ -175,7 +175,10 @@ def read_style_pair(image, label, config: SPADEConfig, image_name: str | None = 
     Both go through the data pipeline's evaluation processing
     (``preprocess_mode``: for ``resize_and_crop`` a resize to ``load_size``,
     bicubic for the photo and nearest for the ids, then the centre
-    ``crop_size`` crop), so the encoder sees them as it saw training images.
+    ``crop_size`` crop), so the encoder sees them as it saw training images;
+    with ``preprocess_mode="none"`` (training data already at the model's
+    size, as the synthetic scenes) another size is resized to the model's
+    as ``"fixed"`` does.
 
     Returns:
         ``(photo, ids)``: uint8 [H, W, 3] and int32 [H, W] at the model's size.
@@ -205,13 +208,17 @@ def read_style_pair(image, label, config: SPADEConfig, image_name: str | None = 
     if bad.size:
         raise DataError(f"Style label map {label_name} has ids {bad[:10].tolist()} out of range; the model "
                         f"expects {valid_label_ids(config.label_nc, config.contain_dontcare_label)}.")
+    h, w = config.image_size
+    if config.preprocess_mode == "none" and photo.shape[:2] != (h, w):
+        # Training data was at the model's size already (the synthetic scenes):
+        # another size is resized to it, as preprocess_mode "fixed" does.
+        config = dataclasses.replace(config, preprocess_mode="fixed")
     try:
         processed, maps = _process(tf.constant(photo), {"label": tf.constant(ids.astype(np.int32)[..., None])},
                                    tf.constant([0, 0], tf.int64), config, training=False)
-    except (tf.errors.InvalidArgumentError, ValueError) as e:
-        h, w = config.image_size
+    except (tf.errors.InvalidArgumentError, ValueError):
         raise DataError(f"Style photo {image_name} ({photo.shape[1]}x{photo.shape[0]}) cannot be brought to the "
-                        f"model's {w}x{h} with preprocess_mode={config.preprocess_mode!r}: "
-                        f"{str(e).splitlines()[0][:200]}") from None
+                        f"model's {w}x{h} with preprocess_mode={config.preprocess_mode!r} (load_size "
+                        f"{config.load_size}); resize it first.") from None
     photo = np.round((processed.numpy() + 1.0) * 127.5).astype(np.uint8)
     return photo, maps["label"].numpy().astype(np.int32)

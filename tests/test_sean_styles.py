@@ -68,6 +68,11 @@ def test_style_pairs_are_resized_and_cropped_as_the_pipeline_and_checked(tmp_pat
     expected = np.asarray(Image.fromarray(ids).resize((40, 40), Image.NEAREST))[4:36, 4:36]
     np.testing.assert_array_equal(label, expected)
 
+    # preprocess_mode "none" (data at the model's size, as the synthetic scenes): resized as "fixed".
+    _, label = read_style_pair(str(tmp_path / "photo.jpg"), str(tmp_path / "label.png"),
+                               small(preprocess_mode="none"))
+    np.testing.assert_array_equal(label, np.asarray(Image.fromarray(ids).resize((32, 32), Image.NEAREST)))
+
     Image.fromarray(ids[:40]).save(tmp_path / "small.png")
     with pytest.raises(DataError, match=r"small.png is 60x40 but its photo .*photo.jpg is 60x80"):
         read_style_pair(str(tmp_path / "photo.jpg"), str(tmp_path / "small.png"), cfg)
