@@ -205,6 +205,15 @@ class Synthesizer:
         out = self.signatures["encode_style"](image=tf.constant(image))
         return out["mean"].numpy(), out["logvar"].numpy()
 
+    def predict_png_styles(self, label_pngs, style_codes, instance_pngs=None, seed: int = 0) -> list[bytes]:
+        """SEAN: ``predict_png`` with ``style_codes`` float32 [B, semantic_nc, style_dim]."""
+        self._need_sean("predict_png_styles", "predict_png_styles")
+        inputs = {"label_png_bytes": tf.constant(list(label_pngs), tf.string),
+                  "style_codes": tf.constant(np.asarray(style_codes, np.float32)), "seed": tf.constant(seed, tf.int32)}
+        if self.config.use_instance_map:
+            inputs["instance_png_bytes"] = tf.constant(list(instance_pngs or label_pngs), tf.string)
+        return list(self.signatures["predict_png_styles"](**inputs)["image_png_bytes"].numpy())
+
     def predict_png(self, label_pngs, instance_pngs=None, seed: int = 0) -> list[bytes]:
         """The ``predict_png`` signature: 8/16-bit grayscale PNGs of ids -> RGB PNGs.
 
