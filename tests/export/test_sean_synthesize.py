@@ -114,3 +114,34 @@ def test_cli_prints_one_error_line(sean_export, files, tmp_path):
     message = synthesize_main(f"--model={sean_export[4]}", f"--labels={files / 'labels'}", f"--out={tmp_path}/o",
                               f"--region_style=sky:{files / 'photo.png'},{tmp_path / 'gone.png'}")
     assert message == f"error: Style label map {tmp_path}/gone.png does not exist."
+
+
+def test_export_cli_and_workdir_loading_compute_mean_codes_on_the_training_data(sean_export, tmp_path):
+    """A SEAN workdir (trained on the synthetic scenes) through export.py and load_synthesizer."""
+    import json
+
+    import tensorflow as tf
+    from test_cli import run
+
+    from spade_tf.sean_styles import training_mean_styles
+
+    config, generator, encoder, _, _, _ = sean_export
+    workdir = tmp_path / "wd"
+    workdir.mkdir()
+    config.to_json(str(workdir / "config.json"))
+    (workdir / "data.json").write_text(json.dumps({"dataset_dir": None, "dataset_mode": "auto"}))
+    checkpoint = tf.train.Checkpoint(generator=generator, style_encoder=encoder, step=tf.Variable(9, dtype=tf.int64))
+    tf.train.CheckpointManager(checkpoint, str(workdir / "checkpoints"), 1, checkpoint_name="ckpt").save(9)
+    expected = training_mean_styles(encoder, config, 4).codes
+
+    synth = load_synthesizer(str(workdir), style_images=4)
+    np.testing.assert_allclose(synth.mean_style_codes, expected, atol=1e-6)
+    assert {"encode_styles", "synthesize_from_photo"} <= set(synth.signatures)
+
+    out = tmp_path / "exp"
+    result = run("export.py", f"--workdir={workdir}", f"--export_dir={out}", "--tflite=none", "--style_images=4")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "mean style codes: 4 synthetic scenes" in result.stdout
+    np.testing.assert_allclose(np.load(out / "mean_style_codes.npy"), expected, atol=1e-6)
+    card = json.load(open(out / "model_card.json"))
+    assert card["sean"]["mean_style_codes"]["source"] == "4 synthetic scenes" and card["training_steps"] == 9
