@@ -264,3 +264,37 @@ def test_int8_calibration_uses_the_photos_style_codes(sean_export):
     np.testing.assert_array_equal(first["style_codes"], codes)
     np.testing.assert_array_equal(second["style_codes"], mean.codes[None])
     assert np.abs(codes - mean.codes[None]).max() > 1e-3
+
+
+def test_the_export_readme_builds_valid_sean_requests(sean_export, sean_signatures, tmp_path, monkeypatch):
+    """The README's REST bodies (columnar, a scalar seed) run against the SavedModel's signatures."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    config, _, _, _, export_dir, _ = sean_export
+    readme = open(os.path.join(export_dir, "README.md")).read().splitlines()
+    label, _ = sean_label(config, 60)
+    style_label, photo = sean_label(config, 61)
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(label[0].astype(np.uint8)).save("label.png")
+    Image.fromarray(photo[0]).save("photo.png")
+    Image.fromarray(style_label[0].astype(np.uint8)).save("photo_label.png")
+    types = {"label": tf.int32, "style_label": tf.int32, "style_image": tf.uint8, "seed": tf.int32}
+    for target in ("request.json", "request_photo.json"):
+        start = next(i for i, line in enumerate(readme) if line.startswith('python -c "import json, numpy as np;')
+                     and any(target in later for later in readme[i:i + 6]))
+        end = next(i for i in range(start, len(readme)) if readme[i].endswith(f"> {target}"))
+        command = "\n".join(readme[start:end + 1]).replace("python -c", f"{sys.executable} -c", 1)
+        subprocess.run(command, shell=True, check=True)
+        body = json.load(open(target))
+        inputs = {k: tf.constant(v, types[k]) for k, v in body["inputs"].items()}
+        out = sean_signatures[body["signature_name"]](**inputs)["image"].numpy()
+        if target == "request.json":
+            assert out.shape == (1, SIZE, SIZE, 3)
+        else:
+            expected = sean_signatures["synthesize_from_photo"](
+                label=tf.constant(label), style_image=tf.constant(photo), style_label=tf.constant(style_label),
+                seed=tf.constant(0))["image"].numpy()
+            np.testing.assert_array_equal(out, expected)
