@@ -238,6 +238,11 @@ def test_synthesizer_styles_api(sean_export):
     np.testing.assert_array_equal(synth(label, seed=2), synth.synthesize_styles(label, mean.codes[None], seed=2))
     with pytest.raises(ValueError, match="encode_styles takes uint8 RGB images; got dtype float32"):
         synth.encode_styles(photo.astype(np.float32), style_label)
+    # evaluate.py: the real image's own region styles, as the official test (and the periodic evaluation).
+    from spade_tf.evaluation.run import _synthesize
+
+    evaluated = _synthesize(synth, config, {"label": style_label, "image": photo}, seed=4, encode=False)
+    np.testing.assert_array_equal(evaluated, synth.synthesize_from_photo(style_label, photo, style_label, seed=4))
 
 
 def test_non_sean_models_refuse_style_calls():
@@ -256,6 +261,7 @@ def test_int8_calibration_uses_the_photos_style_codes(sean_export):
 
     config, generator, encoder, mean, _, _ = sean_export
     module = SynthesisModule(generator, config, style_encoder=encoder, mean_style_codes=mean.codes)
+    assert module.fast is None and module.fast_reason.startswith("norm_mode='sean': ACE's style path")
     label, photo = sean_label(config, 30)
     examples = [{"label": label[0], "image": photo[0]}, {"label": label[0]}]
     first, second = list(_representative(examples, config, module)())

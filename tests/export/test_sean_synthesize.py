@@ -116,6 +116,7 @@ def test_cli_prints_one_error_line(sean_export, files, tmp_path):
     assert message == f"error: Style label map {tmp_path}/gone.png does not exist."
 
 
+@pytest.mark.slow  # ~30 s: export.py in a subprocess writes a SavedModel
 def test_export_cli_and_workdir_loading_compute_mean_codes_on_the_training_data(sean_export, tmp_path):
     """A SEAN workdir (trained on the synthetic scenes) through export.py and load_synthesizer."""
     import json
