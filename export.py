@@ -127,8 +127,10 @@ def main(argv):
             mean_styles = training_mean_styles(style_encoder, config, FLAGS.style_images, FLAGS.workdir,
                                                FLAGS.dataset_dir, FLAGS.dataset_mode)
             print(f"mean style codes: {mean_styles.source}")
+        from spade_tf.export.tflite import unsupported_reason
+
         calibration, described = None, ""
-        if set(variants) & set(CALIBRATED):
+        if {v for v in variants if unsupported_reason(v, config) is None} & set(CALIBRATED):
             # SEAN: with the photos, whose style codes calibrate the style path.
             calibration, described = calibration_examples(
                 config, FLAGS.calibration_images, FLAGS.workdir, FLAGS.dataset_dir, FLAGS.dataset_mode, images=sean)

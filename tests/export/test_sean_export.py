@@ -304,3 +304,13 @@ def test_the_export_readme_builds_valid_sean_requests(sean_export, sean_signatur
                 label=tf.constant(label), style_image=tf.constant(photo), style_label=tf.constant(style_label),
                 seed=tf.constant(0))["image"].numpy()
             np.testing.assert_array_equal(out, expected)
+
+
+def test_tflite_variants_of_sean():
+    from conftest import sean_config
+
+    from spade_tf.export.tflite import unsupported_reason
+
+    config = sean_config()
+    assert [v for v in ("float32", "float16", "dynamic_range") if unsupported_reason(v, config)] == []
+    assert "9-14 dB" in unsupported_reason("int8", config) and "ONE_HOT" in unsupported_reason("int16x8", config)
