@@ -25,7 +25,10 @@ flags.DEFINE_integer("version", None, "Serving version (default: the next intege
 flags.DEFINE_list("tflite", list(TFLITE_VARIANTS),
                   f"TFLite variants to write (some of {list(TFLITE_VARIANTS)}, or none).")
 flags.DEFINE_integer("calibration_images", 64, "Label maps used to calibrate the int8 model.", lower_bound=1)
-flags.DEFINE_string("dataset_dir", None, "Calibration data (default: the data the workdir was trained on).")
+flags.DEFINE_integer("style_images", 256, "SEAN models: training images averaged into the mean style codes.",
+                     lower_bound=1)
+flags.DEFINE_string("dataset_dir", None, "Calibration data and SEAN's mean style codes (default: the data the "
+                    "workdir was trained on).")
 flags.DEFINE_enum("dataset_mode", "auto", [m for m in DATASET_MODES if m != "synthetic"], "Layout of --dataset_dir.")
 flags.DEFINE_string("torch_checkpoint", None,
                     "NVlabs latest_net_G.pth (or CLADE best_net_G.pth, with --set=norm_mode=clade; SEAN's "
@@ -68,7 +71,7 @@ def _torch_config():
 
 
 def _source():
-    """(config, generator, step, source, encoder) from --workdir or --torch_checkpoint."""
+    """(config, generator, step, source, encoder, style_encoder) from --workdir or --torch_checkpoint."""
     if FLAGS.torch_checkpoint:
         from spade_tf.convert import nvlabs
         from spade_tf.workdir import write_initial_checkpoint
@@ -81,12 +84,13 @@ def _source():
             path = write_initial_checkpoint(config, FLAGS.import_workdir, networks.generator,
                                             networks.discriminator, networks.encoder, networks.style_encoder)
             print(f"wrote {path}: python train.py --workdir={FLAGS.import_workdir} (same settings) continues training")
-        return config, networks.generator, None, networks.files["G"], networks.encoder
+        return config, networks.generator, None, networks.files["G"], networks.encoder, None
     from spade_tf.workdir import load_generator
 
     restored = load_generator(FLAGS.workdir, FLAGS.checkpoint)
     print(f"restored {restored.checkpoint} (step {restored.step})")
-    return restored.config, restored.generator, restored.step, restored.checkpoint, restored.encoder
+    return (restored.config, restored.generator, restored.step, restored.checkpoint, restored.encoder,
+            restored.style_encoder)
 
 
 def main(argv):
@@ -111,15 +115,29 @@ def main(argv):
 
     logging.set_verbosity(logging.WARNING)
     try:
-        config, generator, step, source, encoder = _source()
+        config, generator, step, source, encoder, style_encoder = _source()
+        sean = config.norm_mode == "sean"
+        mean_styles = None
+        if sean:
+            if style_encoder is None:
+                raise ValueError("A SEAN export needs the model's style encoder (Zencoder) for its mean style "
+                                 "codes; export a training workdir (--workdir).")
+            from spade_tf.sean_styles import training_mean_styles
+
+            mean_styles = training_mean_styles(style_encoder, config, FLAGS.style_images, FLAGS.workdir,
+                                               FLAGS.dataset_dir, FLAGS.dataset_mode)
+            print(f"mean style codes: {mean_styles.source}")
+        from spade_tf.export.tflite import unsupported_reason
+
         calibration, described = None, ""
-        if set(variants) & set(CALIBRATED):
+        if {v for v in variants if unsupported_reason(v, config) is None} & set(CALIBRATED):
+            # SEAN: with the photos, whose style codes calibrate the style path.
             calibration, described = calibration_examples(
-                config, FLAGS.calibration_images, FLAGS.workdir, FLAGS.dataset_dir, FLAGS.dataset_mode)
+                config, FLAGS.calibration_images, FLAGS.workdir, FLAGS.dataset_dir, FLAGS.dataset_mode, images=sean)
             print(f"int8 calibration: {described}")
         paths = export_model(generator, config, FLAGS.export_dir, version=FLAGS.version, step=step, source=source,
                              calibration=calibration, calibration_source=described, tflite_variants=variants,
-                             encoder=encoder)
+                             encoder=encoder, style_encoder=style_encoder, mean_styles=mean_styles)
     except (ValueError, FileNotFoundError, FileExistsError, ImportError, AssertionError, WorkdirLockedError) as e:
         sys.exit(f"error: {e}")
     except OSError as e:  # OutputError (read-only, not a directory...) and the like: one line naming the path

@@ -255,8 +255,12 @@ def evaluate(options: EvalOptions, synthesizer=None, inception=None, segmenter=N
 
 def _synthesize(synthesizer, config, batch, seed: int, encode: bool) -> np.ndarray:
     """One batch's images; a VAE model's latent as ``evaluation.styles`` draws it (the real image's
-    encoding, or a random style), the same latents ``PeriodicEvaluator`` uses during training."""
+    encoding, or a random style), the same latents ``PeriodicEvaluator`` uses during training. A SEAN
+    model takes the real image's region styles, as the official test and ``PeriodicEvaluator`` do
+    (with its style encoder; the mean style codes without)."""
     label, instance = batch["label"], batch.get("instance")
+    if config.norm_mode == "sean" and "synthesize_from_photo" in getattr(synthesizer, "signatures", {}):
+        return synthesizer.synthesize_from_photo(label, batch["image"], label, instance, seed=seed)
     if not config.use_vae or not hasattr(synthesizer, "synthesize_latent"):
         return synthesizer(label, instance, seed=seed)
     if encode:

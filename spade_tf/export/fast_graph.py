@@ -69,6 +69,9 @@ def block_names(config: SPADEConfig) -> list[tuple[str, bool]]:
 
 def unsupported_reason(generator: keras.Model, config: SPADEConfig) -> str | None:
     """Why ``FastGenerator`` cannot mirror ``generator``, or None when it can."""
+    if config.norm_mode == "sean":
+        return ("norm_mode='sean': ACE's style path (per-region style codes through per-class dense layers "
+                "and convs) and its noise are not written in the fast path")
     if config.param_free_norm_G not in ("batch", "syncbatch"):
         return (f"param_free_norm_G={config.param_free_norm_G!r}: only batch norm folds into the "
                 "modulation (instance norm needs per-image statistics)")

@@ -15,6 +15,8 @@ from spade_tf.models import fold_spectral_norm
 from spade_tf.workdir import is_workdir, load_generator, read_config
 
 CONFIG_ASSET = os.path.join("assets.extra", "spade_config.json")
+MEAN_STYLES_FILE = "mean_style_codes.npy"  # SEAN: [semantic_nc, style_dim] float32, in the export dir
+MEAN_STYLES_ASSET = os.path.join("assets.extra", MEAN_STYLES_FILE)  # and beside the SavedModel's config
 
 
 class Signature:
@@ -81,12 +83,27 @@ class Synthesizer:
     """
 
     def __init__(self, config: SPADEConfig, signatures: dict[str, Signature], source: str,
-                 step: int | None = None, version: int = 1):
+                 step: int | None = None, version: int = 1, mean_style_codes: np.ndarray | None = None):
         self.config = config
         self.source = source
         self.step = step
         self.signatures = signatures
         self.version = version
+        # SEAN: float32 [semantic_nc, style_dim], the style of regions without a photo.
+        self.mean_style_codes = mean_style_codes
+
+    @property
+    def is_sean(self) -> bool:
+        """Whether the model is SEAN (per-region style codes)."""
+        return self.config.norm_mode == "sean"
+
+    def _ids(self, label, instance) -> dict:
+        inputs = {"label": _int32_ids(label, "label")}
+        if self.config.use_instance_map:
+            if instance is None:
+                raise ValueError("This model uses instance maps: pass 'instance' [B, H, W] int ids.")
+            inputs["instance"] = _int32_ids(instance, "instance")
+        return inputs
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -95,21 +112,65 @@ class Synthesizer:
     def __call__(self, label, instance=None, seed: int = 0) -> np.ndarray:
         """``label`` (and ``instance``) int [B, H, W] -> uint8 [B, H, W, 3].
 
-        ``seed`` picks the style sample of VAE models (ignored otherwise).
+        ``seed`` picks the style sample of VAE models and draws a SEAN model's
+        noise (negative: none); ignored otherwise. SEAN models paint every
+        region with its mean style code.
 
         Raises:
             tf.errors.InvalidArgumentError: bad shape or class ids.
             ValueError: ``instance`` missing for a model that uses it; ids that
                 are not integers (float, bool) or do not fit in int32.
         """
-        inputs = {"label": _int32_ids(label, "label")}
-        if self.config.use_instance_map:
-            if instance is None:
-                raise ValueError("This model uses instance maps: pass 'instance' [B, H, W] int ids.")
-            inputs["instance"] = _int32_ids(instance, "instance")
-        if self.config.use_vae:
+        inputs = self._ids(label, instance)
+        if self.config.use_vae or self.is_sean:
             inputs["seed"] = tf.constant(seed, tf.int32)
         return self.signatures["serving_default"](**inputs)["image"].numpy()
+
+    def _need_sean(self, what: str, signature: str | None = None) -> None:
+        if not self.is_sean:
+            raise ValueError(f"{what} is for SEAN models (norm_mode='sean'); {self.source} is "
+                             f"norm_mode={self.config.norm_mode!r}.")
+        if signature is not None and signature not in self.signatures:
+            raise KeyError(f"{self.source} has no {signature} signature (no style encoder, or exported by an "
+                           "older spade-tf); export it again from its training workdir.")
+
+    def encode_styles(self, image, label) -> tuple[np.ndarray, np.ndarray]:
+        """SEAN: uint8 photos [B, H, W, 3] and their label maps [B, H, W] (at the model's size) ->
+        (style_codes float32 [B, semantic_nc, style_dim], present bool [B, semantic_nc]).
+
+        Absent regions (``present`` False) have zero codes; ``with_mean``
+        (``spade_tf.sean_styles``) fills them with ``mean_style_codes``.
+
+        Raises:
+            ValueError: not a SEAN model; a photo that is not uint8.
+            KeyError: a model without its style encoder.
+            tf.errors.InvalidArgumentError: bad shapes or ids (naming the input).
+        """
+        self._need_sean("encode_styles", "encode_styles")
+        image = np.asarray(image)
+        if image.dtype != np.uint8:
+            raise ValueError(f"encode_styles takes uint8 RGB images; got dtype {image.dtype}.")
+        out = self.signatures["encode_styles"](style_image=tf.constant(image),
+                                               style_label=_int32_ids(label, "style_label"))
+        return out["style_codes"].numpy(), out["present"].numpy()
+
+    def synthesize_styles(self, label, style_codes, instance=None, seed: int = 0) -> np.ndarray:
+        """SEAN: ``label`` [B, H, W] with ``style_codes`` float32 [B, semantic_nc, style_dim] -> uint8 images."""
+        self._need_sean("synthesize_styles")
+        inputs = self._ids(label, instance)
+        inputs["style_codes"] = tf.constant(np.asarray(style_codes, np.float32))
+        inputs["seed"] = tf.constant(seed, tf.int32)
+        return self.signatures["synthesize_styles"](**inputs)["image"].numpy()
+
+    def synthesize_from_photo(self, label, style_image, style_label, instance=None, seed: int = 0) -> np.ndarray:
+        """SEAN: each label map with the styles of its photo (one per label map); regions
+        absent from the photo take the mean style code."""
+        self._need_sean("synthesize_from_photo", "synthesize_from_photo")
+        inputs = self._ids(label, instance)
+        inputs["style_image"] = tf.constant(np.asarray(style_image, np.uint8))
+        inputs["style_label"] = _int32_ids(style_label, "style_label")
+        inputs["seed"] = tf.constant(seed, tf.int32)
+        return self.signatures["synthesize_from_photo"](**inputs)["image"].numpy()
 
     def synthesize_latent(self, label, instance=None, latent=None) -> np.ndarray:
         """A VAE model's ``synthesize_latent``: ``latent`` float32 [B, z_dim] instead of a seed."""
@@ -144,6 +205,15 @@ class Synthesizer:
         out = self.signatures["encode_style"](image=tf.constant(image))
         return out["mean"].numpy(), out["logvar"].numpy()
 
+    def predict_png_styles(self, label_pngs, style_codes, instance_pngs=None, seed: int = 0) -> list[bytes]:
+        """SEAN: ``predict_png`` with ``style_codes`` float32 [B, semantic_nc, style_dim]."""
+        self._need_sean("predict_png_styles", "predict_png_styles")
+        inputs = {"label_png_bytes": tf.constant(list(label_pngs), tf.string),
+                  "style_codes": tf.constant(np.asarray(style_codes, np.float32)), "seed": tf.constant(seed, tf.int32)}
+        if self.config.use_instance_map:
+            inputs["instance_png_bytes"] = tf.constant(list(instance_pngs or label_pngs), tf.string)
+        return list(self.signatures["predict_png_styles"](**inputs)["image_png_bytes"].numpy())
+
     def predict_png(self, label_pngs, instance_pngs=None, seed: int = 0) -> list[bytes]:
         """The ``predict_png`` signature: 8/16-bit grayscale PNGs of ids -> RGB PNGs.
 
@@ -161,7 +231,7 @@ class Synthesizer:
         inputs = {"label_png_bytes": tf.constant(list(label_pngs), tf.string)}
         if self.config.use_instance_map:
             inputs["instance_png_bytes"] = tf.constant(list(instance_pngs or label_pngs), tf.string)
-        if self.config.use_vae:
+        if self.config.use_vae or self.is_sean:
             inputs["seed"] = tf.constant(seed, tf.int32)
         return list(self.signatures["predict_png"](**inputs)["image_png_bytes"].numpy())
 
@@ -253,24 +323,37 @@ def load_config(path: str) -> SPADEConfig:
     return SPADEConfig.from_json(os.path.join(resolved, CONFIG_ASSET))
 
 
-def load_synthesizer(path: str, checkpoint: str | int | None = None) -> Synthesizer:
+def load_synthesizer(path: str, checkpoint: str | int | None = None,
+                     style_images: int | None = None, log: Callable[[str], None] | None = None) -> Synthesizer:
     """Loads ``path``: an export dir, one ``serving/<version>`` SavedModel, or a workdir.
 
     A workdir is read from its latest checkpoint (or ``checkpoint``) without
-    exporting anything.
+    exporting anything; a SEAN workdir's mean style codes are computed on
+    ``style_images`` (default ``sean_styles.DEFAULT_STYLE_IMAGES``) images of
+    its training data, as export does (``log`` says so).
 
     Raises:
         FileNotFoundError: naming what was expected at ``path``.
-        ValueError: a damaged SavedModel, naming the file.
+        ValueError: a damaged SavedModel, naming the file; a SEAN workdir
+            whose training data is unknown.
     """
+    from spade_tf.sean_styles import DEFAULT_STYLE_IMAGES, training_mean_styles
+
     kind, saved = resolve_model_path(path)
     if kind == "workdir":
         restored = load_generator(path, checkpoint)
         encoder = fold_spectral_norm(restored.encoder) if restored.encoder is not None else None
-        module = SynthesisModule(fold_spectral_norm(restored.generator), restored.config, encoder=encoder)
+        mean = None
+        if restored.config.norm_mode == "sean":
+            styles = training_mean_styles(restored.style_encoder, restored.config,
+                                          style_images or DEFAULT_STYLE_IMAGES, workdir=path)
+            (log or (lambda _: None))(f"mean style codes of {styles.source}")
+            mean = styles.codes
+        module = SynthesisModule(fold_spectral_norm(restored.generator), restored.config, encoder=encoder,
+                                 style_encoder=restored.style_encoder, mean_style_codes=mean)
         # The SavedModel's signatures, traced here instead of loaded.
         signatures = {name: _traced_signature(fn, specs) for name, (fn, specs) in module.endpoints().items()}
-        return Synthesizer(restored.config, signatures, path, restored.step)
+        return Synthesizer(restored.config, signatures, path, restored.step, mean_style_codes=mean)
     config = SPADEConfig.from_json(os.path.join(saved, CONFIG_ASSET))
     loaded = _load_saved_model(saved)
     signatures = {name: Signature.from_concrete_function(concrete) for name, concrete in loaded.signatures.items()}
@@ -281,6 +364,12 @@ def load_synthesizer(path: str, checkpoint: str | int | None = None) -> Synthesi
     if os.path.isfile(card):
         with open(card) as f:
             step = json.load(f).get("training_steps")
-    synthesizer = Synthesizer(config, signatures, saved, step, version)
+    mean = None
+    if config.norm_mode == "sean":
+        mean_path = os.path.join(saved, MEAN_STYLES_ASSET)
+        if not os.path.isfile(mean_path):
+            raise FileNotFoundError(f"{mean_path} is missing: export the SEAN model again.")
+        mean = np.load(mean_path)
+    synthesizer = Synthesizer(config, signatures, saved, step, version, mean_style_codes=mean)
     synthesizer._loaded = loaded  # keeps the variables alive
     return synthesizer

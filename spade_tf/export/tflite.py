@@ -25,6 +25,23 @@ def unsupported_reason(variant: str, config) -> str | None:
         # beside int16 activations in a SUB).
         return ("CLADE-ICPE computes its positional maps with a connected-components loop that TFLite's "
                 "int16x8 quantizer cannot leave in float; use int8, float16 or dynamic_range")
+    if variant == "int16x8" and config.norm_mode == "sean":
+        # SEAN has no fast path (serving.SynthesisModule): its graph one-hot
+        # encodes the ids with ONE_HOT, which the int16x8 quantizer gives int16
+        # on/off values that LiteRT's ONE_HOT kernel refuses at run time
+        # ("off_value->type != op_context.dtype (FLOAT32 != INT16)"; an
+        # equality with the channel indices instead is fused back into ONE_HOT).
+        return ("SEAN's graph one-hot encodes the label with ONE_HOT, whose int16x8-quantized form LiteRT cannot "
+                "run; use float16 or dynamic_range")
+    if variant == "int8" and config.norm_mode == "sean":
+        # It converts (calibrated on the training photos' style codes:
+        # exporter._sean_representative), but SEAN has no fast graph, and the
+        # full-int8 form of the plain Keras graph loses the picture: 9-14 dB
+        # against float32 on a SEAN model trained 150 steps on the synthetic
+        # scenes (SPADE's plain graph: 17.5 dB, where its fast graph keeps
+        # 37 dB). Denylisting ACE's ops from quantization did not change it.
+        return ("SEAN has no fast graph, and the full-int8 file of its Keras graph measured 9-14 dB against float32 "
+                "(unusable); use dynamic_range (int8 weights, 55 dB) or float16")
     return None
 
 
@@ -113,11 +130,12 @@ def _quantize_except(converter, scope: str) -> bytes:
 
 
 def run_tflite(model: bytes | str, label: np.ndarray, instance: np.ndarray | None = None,
-               latent: np.ndarray | None = None) -> np.ndarray:
+               latent: np.ndarray | None = None, style_codes: np.ndarray | None = None) -> np.ndarray:
     """Runs a converted model on one example with the LiteRT interpreter.
 
-    ``label`` (and ``instance``) int32 [1, H, W], ``latent`` float32 [1, z];
-    returns uint8 [1, H, W, 3].
+    ``label`` (and ``instance``) int32 [1, H, W], ``latent`` float32 [1, z],
+    ``style_codes`` float32 [1, semantic_nc, style_dim] (SEAN); returns uint8
+    [1, H, W, 3].
     """
     interpreter = make_interpreter(model)
     runner = interpreter.get_signature_runner()
@@ -126,6 +144,8 @@ def run_tflite(model: bytes | str, label: np.ndarray, instance: np.ndarray | Non
         inputs["instance"] = np.asarray(instance, np.int32)
     if latent is not None:
         inputs["latent"] = np.asarray(latent, np.float32)
+    if style_codes is not None:
+        inputs["style_codes"] = np.asarray(style_codes, np.float32)
     return runner(**inputs)["image"]
 
 

@@ -1,6 +1,9 @@
 """SEAN: region-wise average pooling and ACE (semantic region-adaptive normalization)."""
 
+import contextlib
+import contextvars
 import random
+import zlib
 
 import keras
 from keras import ops
@@ -9,6 +12,42 @@ from spade_tf.layers.conv2d import Conv2D
 from spade_tf.layers.initializers import get_initializer
 from spade_tf.layers.resize import resize_nearest
 from spade_tf.layers.spade import SPADE
+
+# How ACE layers draw their noise inside ``seeded_noise`` (None: their own
+# SeedGenerator, the default).
+_NOISE_SEED = contextvars.ContextVar("spade_tf_ace_noise_seed", default=None)
+
+
+@contextlib.contextmanager
+def seeded_noise(seed):
+    """Within this context every ACE draws its noise from ``seed``, statelessly.
+
+    ``seed``: an int or an int32 scalar tensor (a serving graph's input).
+    Each layer draws ``tf.random.stateless_normal`` from ``(seed, crc32 of
+    its path)``, so one seed gives the same noise in every call, graph or
+    eager (the exported SavedModel and the Keras generator agree), and the
+    layers' noises differ from each other as the official independent
+    ``randn`` calls do. A negative seed means no noise: a Python int < 0 adds
+    no op at all (the TFLite graphs, which have no seeded RNG op), a tensor
+    < 0 multiplies the noise by zero. Layers with ``use_noise=False`` add none
+    either way. It applies when a layer is called (or a function traced):
+    a function traced outside it keeps its layers' own seed generators.
+    TensorFlow backend only (the exported graphs).
+    """
+    token = _NOISE_SEED.set(seed)
+    try:
+        yield
+    finally:
+        _NOISE_SEED.reset(token)
+
+
+def _seeded_normal(shape, seed, salt: int, dtype):
+    """Standard-normal noise from ``(seed, salt)``; zeros for a negative tensor seed."""
+    import tensorflow as tf
+
+    seed = tf.cast(seed, tf.int32)
+    noise = tf.random.stateless_normal(shape, seed=tf.stack([seed, tf.constant(salt, tf.int32)]), dtype=dtype)
+    return noise * tf.cast(seed >= 0, dtype)
 
 
 def region_average(features, segmap):
@@ -105,7 +144,8 @@ class ACE(SPADE):
     1. noise: ``x + n * noise_var`` with ``n ~ N(0, 1)`` one value per pixel
        (shared by the channels: official ``randn(B, W, H, 1)``) and
        ``noise_var`` a learned per-channel scale (zeros at init); added in
-       training and inference alike, then the param-free norm;
+       training and inference alike, then the param-free norm (``seeded_noise``
+       draws it from a given seed instead, as the exported graphs do);
     2. style (``use_style``, official ``use_rgb``): each region's style code
        [style_dim] goes through its class's dense layer and a ReLU
        (official ``F.relu(fc_mu{j}(style_codes[i][j]))``), and is broadcast
@@ -213,9 +253,15 @@ class ACE(SPADE):
     def call(self, x, segmap, style_codes=None, training=None):
         if self.use_style and style_codes is None:
             raise ValueError(f"{self.name} has use_style=True: pass the style codes.")
-        if self.use_noise:
+        seed = _NOISE_SEED.get()
+        if self.use_noise and not (isinstance(seed, int) and seed < 0):
             shape = ops.shape(x)
-            noise = keras.random.normal((shape[0], shape[1], shape[2], 1), seed=self.seed_generator)
+            noise_shape = (shape[0], shape[1], shape[2], 1)
+            if seed is None:
+                noise = keras.random.normal(noise_shape, seed=self.seed_generator)
+            else:
+                salt = zlib.crc32(self.path.encode()) & 0x7FFFFFFF
+                noise = _seeded_normal(noise_shape, seed, salt, "float32")
             x = x + ops.cast(noise, x.dtype) * self.noise_var
         normalized = self.param_free_norm(x, training=training)
         segmap = resize_nearest(segmap, (x.shape[1], x.shape[2]))

@@ -35,11 +35,63 @@ class PainterModel:
             scene (synthetic preset) or class 0 everywhere.
     """
 
-    def __init__(self, config: SPADEConfig, card: dict, synthesizer=None, start_label: np.ndarray | None = None):
+    def __init__(self, config: SPADEConfig, card: dict, synthesizer=None, start_label: np.ndarray | None = None,
+                 mean_style_codes: np.ndarray | None = None):
         self.config = config
         self.card = card
         self.synthesizer = synthesizer
         self.start_label = start_label
+        if mean_style_codes is None and synthesizer is not None:
+            mean_style_codes = getattr(synthesizer, "mean_style_codes", None)
+        # SEAN: float32 [semantic_nc, style_dim], the style of regions without a photo.
+        self.mean_style_codes = mean_style_codes
+
+    @property
+    def is_sean(self) -> bool:
+        return self.config.norm_mode == "sean"
+
+    @property
+    def can_encode_styles(self) -> bool:
+        """Whether style photos can be encoded here (a loaded SEAN model with its style encoder)."""
+        return self.is_sean and self.synthesizer is not None and "encode_styles" in self.synthesizer.signatures
+
+    def sean_info(self) -> dict | None:
+        """The page's SEAN settings: style size, channels, mean codes, whether photos can be encoded."""
+        if not self.is_sean:
+            return None
+        c = self.config
+        mean = self.mean_style_codes
+        return {"style_dim": c.style_dim, "channels": c.semantic_nc,
+                "dontcare_channel": c.label_nc if c.contain_dontcare_label else None,
+                "mean_style_codes": None if mean is None else np.asarray(mean, np.float32).tolist(),
+                "encode": self.can_encode_styles}
+
+    def encode_style_upload(self, photo: bytes, label: bytes) -> dict:
+        """A style photo and its label map (uploads) -> ``{"codes": [semantic_nc][style_dim], "present": [...]}``.
+
+        Read as ``synthesize --style_image`` reads them (same size, resized
+        and cropped as the training data).
+
+        Raises:
+            DataError: not a SEAN model here; unreadable, oversized or mismatched files.
+        """
+        from spade_tf.sean_styles import read_style_pair
+
+        if not self.can_encode_styles:
+            raise DataError("Style photos need a SEAN model (norm_mode='sean') loaded by the painter with its style "
+                            f"encoder; this one is norm_mode={self.config.norm_mode!r}"
+                            + (" served elsewhere." if self.synthesizer is None else "."))
+        for data, what in ((photo, "style photo"), (label, "style label map")):
+            try:
+                with Image.open(io.BytesIO(data)) as img:  # reads the header only
+                    width, height = img.size
+            except Exception as e:  # PIL raises many types for corrupt files
+                raise DataError(f"The {what} cannot be read as an image: {e}") from e
+            if width * height > MAX_UPLOAD_PIXELS:
+                raise DataError(f"The {what} is {width}x{height}; images up to {MAX_UPLOAD_PIXELS} pixels are read.")
+        image, ids = read_style_pair(photo, label, self.config, "(upload)", "(upload)")
+        codes, present = self.synthesizer.encode_styles(image[None], ids[None])
+        return {"codes": codes[0].tolist(), "present": present[0].tolist()}
 
     @property
     def has_scenes(self) -> bool:
@@ -135,7 +187,7 @@ def load_painter_model(path: str, *, checkpoint: str | int | None = None, labels
         check_ids(start, labels, config.label_nc, config.contain_dontcare_label)
     synthesizer = None
     if load_weights:
-        synthesizer = load_synthesizer(path, checkpoint)
+        synthesizer = load_synthesizer(path, checkpoint, log=log)
         if "predict_png" not in synthesizer.signatures:
             raise ValueError(f"{synthesizer.source} has no predict_png signature (exported by an older "
                              "spade-tf); export it again.")
@@ -153,13 +205,21 @@ def load_painter_model(path: str, *, checkpoint: str | int | None = None, labels
         version = synthesizer.version if synthesizer is not None else 1
         card = model_card(config, version=version, step=getattr(synthesizer, "step", None), source=path,
                           calibration_source=None, files={})
-    model = PainterModel(config, card, synthesizer, start)
+    mean = None
+    if config.norm_mode == "sean" and synthesizer is None and kind == "saved_model":
+        from spade_tf.export.runtime import MEAN_STYLES_ASSET
+
+        mean_path = os.path.join(resolved, MEAN_STYLES_ASSET)
+        mean = np.load(mean_path) if os.path.isfile(mean_path) else None
+    model = PainterModel(config, card, synthesizer, start, mean_style_codes=mean)
     if synthesizer is not None:
         # The first call traces or warms up the graph: pay it before the URL is printed.
         import tensorflow as tf
 
         label = tf.io.encode_png(np.asarray(model.start(), np.uint16)[..., None]).numpy()
         synthesizer.predict_png([label])
+        if model.is_sean:
+            synthesizer.predict_png_styles([label], np.asarray(model.mean_style_codes)[None])
         log(f"loaded {synthesizer.source} ({config.preset}, {config.image_size[1]}x{config.image_size[0]}, "
             f"{config.label_nc} classes)")
     return model

@@ -10,12 +10,15 @@ Routes:
     GET  /painter/start                 start-up label map (ids as base64 uint16)
     GET  /painter/scene?seed=N          synthetic scene N (synthetic preset)
     POST /painter/upload                a label-map PNG -> ids, checked and resized
+    POST /painter/style                 SEAN: {"image", "label"} (base64 files) -> the photo's style codes
     GET  /v1/models/<name>[/metadata]   TF Serving's status and metadata
     POST /v1/models/<name>:predict      TF Serving's predict (rest.py)
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import importlib.resources
 import ipaddress
 import json
@@ -48,6 +51,16 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
             if kind.startswith("text/") or kind == "application/javascript":
                 kind = ("text/javascript" if entry.name.endswith(".js") else kind) + "; charset=utf-8"
             files[entry.name] = (entry.read_bytes(), kind)
+    return files
+
+
+def _style_files(data: bytes) -> tuple[bytes, bytes]:
+    """The body of POST /painter/style, ``{"image": <base64>, "label": <base64>}`` -> (photo, label) bytes."""
+    try:
+        body = json.loads(data)
+        files = tuple(base64.b64decode(body[key], validate=True) for key in ("image", "label"))
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError, binascii.Error, ValueError):
+        raise rest.RestError(400, 'Expected {"image": <base64 photo>, "label": <base64 label-map PNG>}.') from None
     return files
 
 
@@ -109,6 +122,9 @@ class PainterServer(ThreadingHTTPServer):
             "valid_label_ids": self.model.card.get("valid_label_ids"),
             "use_instance_map": c.use_instance_map,
             "use_vae": c.use_vae,
+            # A scalar seed input (VAE style, SEAN noise): requests in TF Serving's columnar format.
+            "seed_input": c.use_vae or self.model.is_sean,
+            "sean": self.model.sean_info(),
             "scenes": self.model.has_scenes,
             "classes": self.model.classes(),
             "card": self.model.card,
@@ -302,6 +318,11 @@ class PainterHandler(BaseHTTPRequestHandler):
             data = self._read_body()
             if data is not None:
                 self._json(200, ids_json(model.read_upload(data)))
+        elif path == "/painter/style":
+            self._only("POST")
+            data = self._read_body()
+            if data is not None:
+                self._json(200, model.encode_style_upload(*_style_files(data)))
         else:
             raise rest.RestError(404, f"No such painter endpoint: {path}")
 

@@ -95,6 +95,67 @@ def vae_painter(tmp_path_factory):
     thread.join(10)
 
 
+def sean_palette_models(config):
+    """A SEAN stand-in whose output is known exactly: (generator, style encoder).
+
+    The encoder's style code of a region is its mean colour in [-1, 1] (the
+    ``codes`` layer is the photo itself, region-averaged by the Zencoder's own
+    ``RegionAverage``); the generator paints each region with its code as a
+    colour (style_dim 3). So a region styled by a photo takes the photo's mean
+    colour of that class, and one with the mean code the mean over the
+    training scenes of that colour. Built-in layers only (the export folds
+    and saves it).
+    """
+    from spade_tf.layers import RegionAverage
+
+    h, w = config.image_size
+    nc = config.semantic_nc
+    image = keras.Input((h, w, 3), name="image")
+    segmap = keras.Input((h, w, nc), name="segmap")
+    codes = keras.layers.Identity(name="codes")(image)
+    encoder = keras.Model({"image": image, "segmap": segmap},
+                          RegionAverage(name="style_codes")(codes, segmap), name="palette_encoder")
+    segmap_in = keras.Input((h, w, nc), name="segmap")
+    style_codes = keras.Input((nc, 3), name="style_codes")
+    flat = keras.layers.Reshape((h * w, nc), name="flat")(segmap_in)
+    painted = keras.layers.Dot(axes=(2, 1), name="paint")([flat, style_codes])
+    generator = keras.Model({"segmap": segmap_in, "style_codes": style_codes},
+                            keras.layers.Reshape((h, w, 3), name="image")(painted), name="sean_palette_generator")
+    return generator, encoder
+
+
+@pytest.fixture(scope="session")
+def sean_painter(tmp_path_factory):
+    """(running painter, mean styles) for a SEAN palette model (synthetic preset, 64x64, style_dim 3)."""
+    from spade_tf.export import export_model
+    from spade_tf.painter.model import load_painter_model
+    from spade_tf.painter.server import PainterServer
+    from spade_tf.sean_styles import training_mean_styles
+
+    config = get_preset("synthetic", ngf=8, norm_mode="sean", style_dim=3)
+    generator, encoder = sean_palette_models(config)
+    mean = training_mean_styles(encoder, config, 16)
+    export_dir = str(tmp_path_factory.mktemp("painter") / "sean")
+    export_model(generator, config, export_dir, tflite_variants=[], style_encoder=encoder, mean_styles=mean,
+                 log=lambda *_: None)
+    server = PainterServer(("127.0.0.1", 0), load_painter_model(export_dir, log=lambda *_: None), log_requests=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, mean
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+def style_photo(seed=7, size=96):
+    """A synthetic scene at ``size`` without trees and rocks: (photo uint8, label uint8)."""
+    from spade_tf.data import synthetic
+
+    labels, image = synthetic.scene(seed, size, size)
+    labels[np.isin(labels, [synthetic.TREE, synthetic.ROCK])] = synthetic.GRASS
+    return image, labels
+
+
 @pytest.fixture(scope="session")
 def chromium_path():
     """The system Chromium (Debian package ``chromium``); a failure under CI, a skip elsewhere."""

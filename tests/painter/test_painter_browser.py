@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from spade_tf.data import synthetic
 
-SKY, GRASS, ROCK = synthetic.SKY, synthetic.GRASS, synthetic.ROCK
+SKY, GRASS, ROCK, TREE = synthetic.SKY, synthetic.GRASS, synthetic.ROCK, synthetic.TREE
 SIZE = 64
 
 
@@ -205,6 +205,50 @@ def test_new_style_button_of_a_vae_model(browser, vae_painter, tmp_path):
         page.click("#new-style")
         wait_settled(page)
         assert np.abs(output(page).astype(int) - first.astype(int)).mean() > 2  # another style sample
+        assert errors == []
+    finally:
+        page.screenshot(path=str(tmp_path / "final.png"))
+        context.close()
+
+
+def test_sean_style_panel_restyles_regions_from_a_photo(browser, sean_painter, tmp_path):
+    from conftest import style_photo
+    from painter_helpers import photo_codes, sean_expected_image
+
+    server, mean = sean_painter
+    photo, labels = style_photo()
+    (tmp_path / "beach.png").write_bytes(png_bytes(photo))
+    (tmp_path / "beach_label.png").write_bytes(png_bytes(labels))
+    codes, present = photo_codes(photo, labels, server.model.config)
+    scene = synthetic.scene_labels(0, SIZE, SIZE)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    try:
+        page.goto(server.url)
+        wait_settled(page)
+        assert page.is_visible("#style-panel")
+        assert np.abs(output(page).astype(int) - sean_expected_image(scene, mean.codes)).max() <= 1  # mean styles
+        regions = page.locator("#style-regions select")
+        assert sorted(int(regions.nth(i).get_attribute("data-class-id")) for i in range(regions.count())) == sorted(
+            np.unique(scene).tolist())
+
+        page.set_input_files("#style-photo", str(tmp_path / "beach.png"))
+        page.set_input_files("#style-label", str(tmp_path / "beach_label.png"))
+        page.click("#style-add")
+        page.wait_for_selector("#status:has-text('Styles of beach.png')", timeout=10_000)
+        wait_settled(page)
+        styled = np.where(present[:, None], codes, mean.codes)  # trees and rocks: not in the photo
+        assert not present[[TREE, ROCK]].all() and np.isin([TREE, ROCK], scene).any()
+        assert np.abs(output(page).astype(int) - sean_expected_image(scene, styled)).max() <= 1
+        assert page.input_value("#style-all") == "0"
+
+        # One region back to its mean style.
+        page.select_option(f"#style-regions select[data-class-id='{SKY}']", "")
+        wait_settled(page)
+        styled[SKY] = mean.codes[SKY]
+        assert np.abs(output(page).astype(int) - sean_expected_image(scene, styled)).max() <= 1
         assert errors == []
     finally:
         page.screenshot(path=str(tmp_path / "final.png"))

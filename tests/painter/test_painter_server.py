@@ -339,3 +339,61 @@ def test_clade_model_paints_what_its_generator_computes(tmp_path):
         {"segmap": make_segmap(tf.constant(label[None], tf.int32), None, config)}, training=False)))[0]
     assert np.abs(served - keras_image).max() <= 1
     assert keras_image.std() > 5  # class-dependent, not flat
+
+
+def test_sean_style_photos_and_styled_predictions(sean_painter, painter):
+    from conftest import style_photo
+    from painter_helpers import photo_codes, sean_expected_image
+
+    server, mean = sean_painter
+    config = server.model.config
+    status, _, page_config = call(server, "GET", "/painter/config.json")
+    assert page_config["seed_input"] is True
+    sean = page_config["sean"]
+    assert (sean["style_dim"], sean["channels"], sean["encode"]) == (3, 8, True)
+    np.testing.assert_allclose(sean["mean_style_codes"], mean.codes, atol=1e-6)
+
+    photo, labels = style_photo()  # 96x96, resized to 64x64 as synthesize --style_image does
+    status, _, answer = call(server, "POST", "/painter/style",
+                             {"image": base64.b64encode(png_bytes(photo)).decode(),
+                              "label": base64.b64encode(png_bytes(labels)).decode()})
+    assert status == 200, answer
+    codes, present = photo_codes(photo, labels, config)
+    assert answer["present"] == present.tolist() and not present[[synthetic.TREE, synthetic.ROCK]].any()
+    np.testing.assert_allclose(answer["codes"], codes, atol=1e-5)
+
+    # The page's request: mean codes where the photo has no region.
+    styled = np.where(np.array(answer["present"])[:, None], answer["codes"], mean.codes)
+    scene = synthetic.scene_labels(0, 64, 64)
+    body = {"signature_name": "predict_png_styles",
+            "inputs": {"label_png_bytes": [b64(png_bytes(scene.astype(np.uint8)))], "style_codes": [styled.tolist()],
+                       "seed": 0}}
+    status, _, out = call(server, "POST", "/v1/models/spade:predict", body)
+    assert status == 200, out
+    image = decode_png(base64.b64decode(out["outputs"][0]["b64"]))
+    assert np.abs(image.astype(int) - sean_expected_image(scene, styled)).max() <= 1
+
+    for body, status, message in [
+        ({"image": "not base64!", "label": ""}, 400, 'Expected {"image": <base64 photo>'),
+        ({"image": base64.b64encode(png_bytes(photo)).decode(),
+          "label": base64.b64encode(png_bytes(photo)).decode()}, 400, "has mode RGB"),
+        ({"image": base64.b64encode(png_bytes(photo)).decode(),
+          "label": base64.b64encode(png_bytes(labels[:50])).decode()}, 400, "is 96x50 but its photo"),
+    ]:
+        assert call(server, "POST", "/painter/style", body)[0::2] == (status, {"error": ANY(message)})
+    status, _, error = call(painter, "POST", "/painter/style", {"image": "", "label": ""})
+    assert status == 400 and "Style photos need a SEAN model" in error["error"]
+    assert call(painter, "GET", "/painter/config.json")[2]["sean"] is None
+
+
+class ANY:
+    """Equal to any string containing ``text``."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __eq__(self, other):
+        return isinstance(other, str) and self.text in other
+
+    def __repr__(self):
+        return f"ANY({self.text!r})"

@@ -26,7 +26,10 @@ const state = {
   seed: 0, // style sample of VAE models
   inflight: false,
   timer: null,
-  cache: new Map(), // label hash + seed -> image data URL (undo/redo show at once)
+  cache: new Map(), // label hash + seed + styles -> image data URL (undo/redo show at once)
+  // SEAN: style photos ({name, codes [channels][style_dim], present [channels]}) and,
+  // per segmap channel, the photo whose code it takes (absent: the mean code).
+  styles: { sources: [], choice: new Map(), classesKey: "" },
 };
 const MAX_UNDO = 50;
 const MAX_CACHE = 32;
@@ -95,6 +98,7 @@ function invalidate() {
 function changed() {
   $("undo").disabled = state.undo.length === 0;
   $("redo").disabled = state.redo.length === 0;
+  if (state.config.sean) renderStyleRegions();
   invalidate();
 }
 
@@ -284,12 +288,14 @@ function schedulePredict(delay = DEBOUNCE_MS) {
 function requestBody(pngBase64) {
   const config = state.config;
   const png = { b64: pngBase64 };
-  if (config.use_vae) {
+  if (config.seed_input) {
     // TF Serving's row format gives every input a batch dimension; the seed
-    // is a scalar, so VAE models are asked in the columnar format.
+    // (VAE style, SEAN noise) is a scalar, so these models are asked in the columnar format.
     const inputs = { label_png_bytes: [png], seed: state.seed };
     if (config.use_instance_map) inputs.instance_png_bytes = [png];
-    return { body: { signature_name: "predict_png", inputs }, key: "outputs" };
+    const codes = config.sean ? styleCodes() : null;
+    if (codes) inputs.style_codes = [codes];
+    return { body: { signature_name: codes ? "predict_png_styles" : "predict_png", inputs }, key: "outputs" };
   }
   const instance = { label_png_bytes: png };
   // Class boundaries as instance edges, as synthesize does without instance maps.
@@ -302,7 +308,7 @@ async function predict() {
   state.inflight = true;
   setBusy(true);
   const revision = state.revision;
-  const key = `${hashIds(state.ids)}:${state.seed}`;
+  const key = `${hashIds(state.ids)}:${state.seed}:${styleKey()}`;
   try {
     let url = state.cache.get(key);
     if (!url) {
@@ -346,6 +352,115 @@ async function predict() {
       document.body.dataset.settled = "true";
     }
   }
+}
+
+// Styles (SEAN) ---------------------------------------------------------------
+
+function styleChannel(id) {
+  // The style-code row of a class id: the id, don't care (255) its own channel.
+  const sean = state.config.sean;
+  if (id === 255 && sean.dontcare_channel !== null) return sean.dontcare_channel;
+  return id < sean.channels ? id : -1;
+}
+
+function styleCodes() {
+  // [channels][style_dim] for predict_png_styles, or null while every region has its mean style.
+  const { choice, sources } = state.styles;
+  if (!choice.size) return null;
+  return state.config.sean.mean_style_codes.map((row, channel) =>
+    choice.has(channel) ? sources[choice.get(channel)].codes[channel] : row);
+}
+
+function styleKey() {
+  return [...state.styles.choice].sort((a, b) => a[0] - b[0]).map(([c, i]) => `${c}=${i}`).join(",");
+}
+
+function renderStyleRegions(force = false) {
+  // One select per class of the current label map: its mean style or a photo that shows it.
+  const seen = new Set(state.ids);
+  const classes = state.config.classes.filter((c) => seen.has(c.id) && styleChannel(c.id) >= 0);
+  const key = classes.map((c) => c.id).join(",");
+  if (key === state.styles.classesKey && !force) return;
+  state.styles.classesKey = key;
+  const rows = classes.map((c) => {
+    const channel = styleChannel(c.id);
+    const row = document.createElement("label");
+    row.className = "style-row";
+    const chip = document.createElement("span");
+    chip.className = "chip";
+    chip.style.backgroundColor = `rgb(${c.color.join(",")})`;
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = c.name;
+    const select = document.createElement("select");
+    select.dataset.classId = String(c.id);
+    select.append(new Option("mean style", ""));
+    state.styles.sources.forEach((source, i) => {
+      if (source.present[channel]) select.append(new Option(source.name, String(i)));
+    });
+    select.value = state.styles.choice.has(channel) ? String(state.styles.choice.get(channel)) : "";
+    select.addEventListener("change", () => {
+      if (select.value === "") state.styles.choice.delete(channel);
+      else state.styles.choice.set(channel, Number(select.value));
+      $("style-all").value = "";
+      invalidate();
+    });
+    row.append(chip, name, select);
+    return row;
+  });
+  $("style-regions").replaceChildren(...rows);
+}
+
+function styleAll(value) {
+  // Every region the photo shows takes its style from it; "" resets all to the mean styles.
+  state.styles.choice.clear();
+  if (value !== "") {
+    const index = Number(value);
+    state.styles.sources[index].present.forEach((present, channel) => {
+      if (present) state.styles.choice.set(channel, index);
+    });
+  }
+  renderStyleRegions(true);
+  invalidate();
+}
+
+async function addStyle() {
+  const photo = $("style-photo").files[0];
+  const label = $("style-label").files[0];
+  if (!photo || !label) return;
+  const base64 = async (file) => bytesToBase64(new Uint8Array(await file.arrayBuffer()));
+  try {
+    const body = JSON.stringify({ image: await base64(photo), label: await base64(label) });
+    const answer = await getJSON("/painter/style", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body,
+    });
+    const index = state.styles.sources.length;
+    state.styles.sources.push({ name: photo.name, codes: answer.codes, present: answer.present });
+    $("style-all").append(new Option(photo.name, String(index)));
+    $("style-all").value = String(index);
+    $("style-photo").value = "";
+    $("style-label").value = "";
+    $("style-add").disabled = true;
+    setStatus(`Styles of ${photo.name}: ${answer.present.filter(Boolean).length} regions.`);
+    styleAll(String(index));
+  } catch (error) {
+    setStatus(`Style photo ${photo.name} failed: ${error.message}`, "error");
+  }
+}
+
+function setUpStyles(sean) {
+  $("style-panel").hidden = !sean || !sean.mean_style_codes;
+  if ($("style-panel").hidden) return;
+  if (!sean.encode) {
+    $("style-add-group").hidden = true;
+    $("style-hint").textContent = "Each region has its class's mean style (style photos need the painter to load "
+      + "the model itself, not --serving_url).";
+  }
+  const ready = () => { $("style-add").disabled = !($("style-photo").files.length && $("style-label").files.length); };
+  $("style-photo").addEventListener("change", ready);
+  $("style-label").addEventListener("change", ready);
+  $("style-add").addEventListener("click", addStyle);
+  $("style-all").addEventListener("change", () => styleAll($("style-all").value));
 }
 
 // Palette -------------------------------------------------------------------
@@ -486,6 +601,7 @@ async function main() {
     `${config.model_name}: ${config.preset}, ${state.width}x${state.height}, ${config.classes.length} classes${where}`;
   $("new-scene").hidden = !config.scenes;
   $("new-style").hidden = !config.use_vae;
+  setUpStyles(config.sean);
 
   canvas.addEventListener("pointerdown", onPointerDown);
   canvas.addEventListener("pointermove", onPointerMove);
