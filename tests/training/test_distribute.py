@@ -14,10 +14,12 @@ SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from spade_tf import get_preset
+    from spade_tf.layers import set_noise
     from spade_tf.training import SPADEGAN
 
     cfg = get_preset("coco", ngf=4, ndf=4, crop_size=32, load_size=32, spade_hidden=8,
-                     use_vgg_loss=False, batch_size=4, param_free_norm_G="syncbatch", norm_mode=NORM_MODE)
+                     use_vgg_loss=False, batch_size=4, param_free_norm_G="syncbatch", norm_mode=NORM_MODE,
+                     style_dim=8)
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 8, size=(4, 8, 8)).repeat(4, 1).repeat(4, 2)
     seg = np.eye(cfg.semantic_nc, dtype=np.float32)[ids]
@@ -27,6 +29,8 @@ SCRIPT = textwrap.dedent("""
         keras.utils.set_random_seed(7)
         with strategy.scope():
             model = SPADEGAN(cfg)
+            # SEAN's ACE noise: each replica draws its own half of the batch's noise.
+            set_noise(model.generator, False)
             model.compile(steps_per_epoch=10)
             model.build_optimizers()
         before = [v.numpy() for v in model.g_variables + model.d_variables
@@ -78,7 +82,7 @@ SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("norm_mode", ["spade", "clade"])
+@pytest.mark.parametrize("norm_mode", ["spade", "clade", "sean"])
 def test_mirrored_two_replicas_match_one_device(norm_mode):
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     script = SCRIPT.replace("NORM_MODE", repr(norm_mode))
