@@ -42,12 +42,15 @@ def seeded_noise(seed):
 
 
 def _seeded_normal(shape, seed, salt: int, dtype):
-    """Standard-normal noise from ``(seed, salt)``; zeros for a negative tensor seed."""
-    import tensorflow as tf
+    """Standard-normal noise from ``(seed, salt)``; zeros for a negative tensor seed.
 
-    seed = tf.cast(seed, tf.int32)
-    noise = tf.random.stateless_normal(shape, seed=tf.stack([seed, tf.constant(salt, tf.int32)]), dtype=dtype)
-    return noise * tf.cast(seed >= 0, dtype)
+    Only inside ``seeded_noise``, which the exported (TensorFlow) graphs set:
+    the TensorFlow op lives in ``spade_tf.export.noise`` so that the layers
+    import no TensorFlow.
+    """
+    from spade_tf.export.noise import stateless_normal
+
+    return stateless_normal(shape, seed, salt, dtype)
 
 
 def region_average(features, segmap):
