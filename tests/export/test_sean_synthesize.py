@@ -109,11 +109,16 @@ def test_style_errors_are_one_line_and_name_the_problem(sean_export, sean_synth,
 
 
 def test_cli_prints_one_error_line(sean_export, files, tmp_path):
-    from test_cli import synthesize_main
+    # In a subprocess: the in-process absl flags of other CLI tests are shared state.
+    import subprocess
+    import sys
 
-    message = synthesize_main(f"--model={sean_export[4]}", f"--labels={files / 'labels'}", f"--out={tmp_path}/o",
-                              f"--region_style=sky:{files / 'photo.png'},{tmp_path / 'gone.png'}")
-    assert message == f"error: Style label map {tmp_path}/gone.png does not exist."
+    cmd = [sys.executable, "-m", "spade_tf.synthesize", f"--model={sean_export[4]}", f"--labels={files / 'labels'}",
+           f"--out={tmp_path}/o", f"--region_style=sky:{files / 'photo.png'},{tmp_path / 'gone.png'}"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"error: Style label map {tmp_path}/gone.png does not exist."
 
 
 @pytest.mark.slow  # ~30 s: export.py in a subprocess writes a SavedModel
