@@ -82,11 +82,7 @@ class PainterModel:
                             f"encoder; this one is norm_mode={self.config.norm_mode!r}"
                             + (" served elsewhere." if self.synthesizer is None else "."))
         for data, what in ((photo, "style photo"), (label, "style label map")):
-            try:
-                with Image.open(io.BytesIO(data)) as img:  # reads the header only
-                    width, height = img.size
-            except Exception as e:  # PIL raises many types for corrupt files
-                raise DataError(f"The {what} cannot be read as an image: {e}") from e
+            width, height = _header_size(data, what, "an image")
             if width * height > MAX_UPLOAD_PIXELS:
                 raise DataError(f"The {what} is {width}x{height}; images up to {MAX_UPLOAD_PIXELS} pixels are read.")
         image, ids = read_style_pair(photo, label, self.config, "(upload)", "(upload)")
@@ -139,11 +135,7 @@ class PainterModel:
         """
         if not data.startswith(PNG_SIGNATURE):
             raise DataError("The upload is not a PNG; expected an 8- or 16-bit grayscale PNG of class ids.")
-        try:
-            with Image.open(io.BytesIO(data)) as img:  # reads the header only
-                width, height = img.size
-        except Exception as e:  # PIL raises many types for corrupt files
-            raise DataError(f"The upload cannot be read as a PNG: {e}") from e
+        width, height = _header_size(data, "upload", "a PNG")
         if width * height > MAX_UPLOAD_PIXELS:
             raise DataError(f"The upload is {width}x{height}; label maps up to {MAX_UPLOAD_PIXELS} pixels are "
                             f"read (it is resized to the model's {self.config.image_size[1]}x"
@@ -223,3 +215,16 @@ def load_painter_model(path: str, *, checkpoint: str | int | None = None, labels
         log(f"loaded {synthesizer.source} ({config.preset}, {config.image_size[1]}x{config.image_size[0]}, "
             f"{config.label_nc} classes)")
     return model
+
+
+def _header_size(data: bytes, what: str, kind: str) -> tuple[int, int]:
+    """(width, height) of an uploaded image from its header (no pixels decoded).
+
+    Raises:
+        DataError: "The <what> cannot be read as <kind>: ..." (PIL raises many types for corrupt files).
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except Exception as e:
+        raise DataError(f"The {what} cannot be read as {kind}: {e}") from e
