@@ -375,3 +375,19 @@ def assert_sgd_step_follows_the_gradient(model, x, y, loss, loss_fn, decrease=0.
     else:
         assert loss_after < loss_before, (loss_before, loss_after)
     return learning_rate, loss_before, loss_after
+
+
+def sean_config():
+    from spade_tf.config import get_preset
+
+    return get_preset("synthetic", crop_size=32, load_size=32, ngf=8, spade_hidden=16, style_dim=8, norm_mode="sean")
+
+
+def sean_label(config, seed=0):
+    """A synthetic scene's label map [1, H, W] and its photo uint8 [1, H, W, 3]."""
+    import numpy as np
+
+    from spade_tf.data import synthetic
+
+    labels, image = synthetic.scene(seed, *config.image_size)
+    return labels.astype(np.int32)[None], image[None]

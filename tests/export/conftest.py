@@ -6,7 +6,7 @@ import keras
 import pytest
 import tensorflow as tf
 from helpers import EXPORT_SIZE as SIZE
-from helpers import add_contrast, warm_up_statistics
+from helpers import add_contrast, sean_config, sean_label, warm_up_statistics
 
 from spade_tf.config import get_preset
 from spade_tf.export import export_model
@@ -71,22 +71,6 @@ def damaged_saved_model(coco_export, tmp_path):
         return target, os.path.join(target, damaged)
 
     return make
-
-
-def sean_config():
-    from spade_tf.config import get_preset
-
-    return get_preset("synthetic", crop_size=32, load_size=32, ngf=8, spade_hidden=16, style_dim=8, norm_mode="sean")
-
-
-def sean_label(config, seed=0):
-    """A synthetic scene's label map [1, H, W] and its photo uint8 [1, H, W, 3]."""
-    import numpy as np
-
-    from spade_tf.data import synthetic
-
-    labels, image = synthetic.scene(seed, *config.image_size)
-    return labels.astype(np.int32)[None], image[None]
 
 
 @pytest.fixture(scope="session")

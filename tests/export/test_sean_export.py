@@ -8,8 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import sean_label
-from helpers import numpy_segmap
+from helpers import numpy_segmap, sean_label
 
 from spade_tf.export import load_synthesizer, run_tflite
 from spade_tf.export.tflite import make_interpreter
@@ -307,7 +306,7 @@ def test_the_export_readme_builds_valid_sean_requests(sean_export, sean_signatur
 
 
 def test_tflite_variants_of_sean():
-    from conftest import sean_config
+    from helpers import sean_config
 
     from spade_tf.export.tflite import unsupported_reason
 

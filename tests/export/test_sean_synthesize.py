@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import sean_label
+from helpers import sean_label
 from PIL import Image
 
 from spade_tf.data.layouts import DataError

@@ -147,15 +147,6 @@ def sean_painter(tmp_path_factory):
     thread.join(10)
 
 
-def style_photo(seed=7, size=96):
-    """A synthetic scene at ``size`` without trees and rocks: (photo uint8, label uint8)."""
-    from spade_tf.data import synthetic
-
-    labels, image = synthetic.scene(seed, size, size)
-    labels[np.isin(labels, [synthetic.TREE, synthetic.ROCK])] = synthetic.GRASS
-    return image, labels
-
-
 @pytest.fixture(scope="session")
 def chromium_path():
     """The system Chromium (Debian package ``chromium``); a failure under CI, a skip elsewhere."""

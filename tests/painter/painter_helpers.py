@@ -46,3 +46,12 @@ def photo_codes(photo, labels, config):
     present = np.array([(ids == c).any() for c in range(config.semantic_nc)])
     codes = np.stack([x[ids == c].mean(0) if present[c] else np.zeros(3) for c in range(config.semantic_nc)])
     return codes, present
+
+
+def style_photo(seed=7, size=96):
+    """A synthetic scene at ``size`` without trees and rocks: (photo uint8, label uint8)."""
+    from spade_tf.data import synthetic
+
+    labels, image = synthetic.scene(seed, size, size)
+    labels[np.isin(labels, [synthetic.TREE, synthetic.ROCK])] = synthetic.GRASS
+    return image, labels

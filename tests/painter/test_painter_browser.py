@@ -212,8 +212,7 @@ def test_new_style_button_of_a_vae_model(browser, vae_painter, tmp_path):
 
 
 def test_sean_style_panel_restyles_regions_from_a_photo(browser, sean_painter, tmp_path):
-    from conftest import style_photo
-    from painter_helpers import photo_codes, sean_expected_image
+    from painter_helpers import photo_codes, sean_expected_image, style_photo
 
     server, mean = sean_painter
     photo, labels = style_photo()

@@ -342,8 +342,7 @@ def test_clade_model_paints_what_its_generator_computes(tmp_path):
 
 
 def test_sean_style_photos_and_styled_predictions(sean_painter, painter):
-    from conftest import style_photo
-    from painter_helpers import photo_codes, sean_expected_image
+    from painter_helpers import photo_codes, sean_expected_image, style_photo
 
     server, mean = sean_painter
     config = server.model.config
