@@ -10,7 +10,7 @@ _EXPORTS = {
     "export_model": "exporter", "model_card": "exporter", "next_version": "exporter",
     "Signature": "runtime", "Synthesizer": "runtime", "load_synthesizer": "runtime",
     "SynthesisModule": "serving",
-    "to_tflite": "tflite", "make_interpreter": "tflite", "run_tflite": "tflite",
+    "to_tflite": "tflite", "make_interpreter": "tflite", "run_tflite": "tflite", "positional_tflite": "tflite",
     "VARIANTS": "variants",
 }
 __all__ = sorted(_EXPORTS)

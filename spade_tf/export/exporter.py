@@ -4,7 +4,8 @@ Layout (``export_model``)::
 
     <export_dir>/serving/<version>/     SavedModel for TensorFlow Serving
     <export_dir>/generator.keras        inference generator (Keras file)
-    <export_dir>/tflite/generator_{float32,float16,dynamic_range,int8}.tflite
+    <export_dir>/tflite/generator_{float32,float16,dynamic_range,int8,int16x8}.tflite
+    <export_dir>/tflite/positional_encoding.tflite  CLADE-ICPE with int16x8: its maps (that file's input)
     <export_dir>/model_card.json, README.md
     <export_dir>/mean_style_codes.npy   SEAN models: the style of a region without a photo
 
@@ -32,11 +33,11 @@ import numpy as np
 
 from spade_tf.config import SPADEConfig
 from spade_tf.data import synthetic
-from spade_tf.export.measure import measure_variants, recommend
+from spade_tf.export.measure import measure_positional, measure_variants, recommend
 from spade_tf.export.runtime import CONFIG_ASSET, MEAN_STYLES_ASSET, MEAN_STYLES_FILE, serving_versions
 from spade_tf.export.serving import SynthesisModule
-from spade_tf.export.tflite import VARIANTS, to_tflite, unsupported_reason
-from spade_tf.export.variants import CALIBRATED, RECOMMENDED_MIN_PSNR_DB
+from spade_tf.export.tflite import VARIANTS, positional_tflite, takes_positional, to_tflite, unsupported_reason
+from spade_tf.export.variants import CALIBRATED, POSITIONAL_TFLITE, RECOMMENDED_MIN_PSNR_DB
 from spade_tf.models import fold_spectral_norm
 from spade_tf.sean_styles import MeanStyles
 from spade_tf.segmap import valid_label_ids
@@ -225,10 +226,18 @@ def export_model(
             atomic_write(path, flatbuffer)
         paths[f"tflite_{variant}"] = path
         log(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB, {time.perf_counter() - start:.0f} s)")
+    if any(takes_positional(v, config) for v in tflite_variants):
+        path = os.path.join(tflite_dir, POSITIONAL_TFLITE)
+        with writing(path):
+            atomic_write(path, positional_tflite(module))
+        paths["tflite_positional_encoding"] = path
+        log(f"wrote {path} (CLADE-ICPE's maps, the input 'positional' of "
+            f"{', '.join(f'generator_{v}.tflite' for v in tflite_variants if takes_positional(v, config))})")
 
     measured = None
     if measure and tflite_variants:
-        measured = _measure(module, config, {v: paths[f"tflite_{v}"] for v in tflite_variants}, calibration)
+        measured = _measure(module, config, {v: paths[f"tflite_{v}"] for v in tflite_variants}, calibration,
+                            paths.get("tflite_positional_encoding"))
         for name, m in measured["variants"].items():
             quality = "reference" if m["psnr_db"] is None else f"PSNR {m['psnr_db']} dB"
             log(f"  {name}: {m['size_bytes'] / 2**20:.1f} MiB, {m['latency_ms']:.1f} ms, {quality}")
@@ -256,8 +265,8 @@ def _move_stale(export_dir: str, current: set[str], log: Callable[[str], None]) 
     TensorFlow Serving versions. Moved rather than deleted: they may be the
     only copy of a variant someone still ships.
     """
-    owned = [os.path.join("tflite", os.path.basename(p))
-             for p in glob.glob(os.path.join(export_dir, "tflite", "generator_*.tflite*"))]
+    owned = [os.path.join("tflite", os.path.basename(p)) for pattern in ("generator_*.tflite*", POSITIONAL_TFLITE + "*")
+             for p in glob.glob(os.path.join(export_dir, "tflite", pattern))]
     owned += [os.path.basename(p) for pattern in (".tmp-generator.keras", "model_card.json.tmp*", "README.md.tmp*",
                                                   MEAN_STYLES_FILE, MEAN_STYLES_FILE + ".tmp*")
               for p in glob.glob(os.path.join(export_dir, pattern))]
@@ -281,21 +290,28 @@ def _move_stale(export_dir: str, current: set[str], log: Callable[[str], None]) 
 
 
 def _measure(module: SynthesisModule, config: SPADEConfig, paths: dict[str, str],
-             calibration: list[dict] | None) -> dict:
+             calibration: list[dict] | None, positional_path: str | None = None) -> dict:
     """The model card's TFLite figures (see ``measure.measure_variants``)."""
     from spade_tf.export.calibration import random_layouts
 
     examples = (calibration or random_layouts(config, 4))[:4]
     inputs = list(_representative(examples, config, module)())
-    if config.norm_mode != "sean":  # SEAN's are dicts already
-        names = ["label"] + (["instance"] if config.use_instance_map else []) + (["latent"] if config.use_vae else [])
-        inputs = [dict(zip(names, x)) for x in inputs]
     reference, against = None, "float32 TFLite"
     if "float32" not in paths:
         reference = [module.generate(**x).numpy() for x in inputs]
         against = "the SavedModel's graph"
+    maps = None
+    if positional_path is not None:
+        # The files that take the maps get them from positional_encoding.tflite, as on a device.
+        maps = measure_positional(positional_path, inputs)
+        inputs = [{**x, "positional": p} for x, p in zip(inputs, maps.pop("outputs"))]
     variants = measure_variants(paths, inputs, reference)
+    if maps is not None:
+        for name in variants:
+            if takes_positional(name, config):
+                variants[name]["positional_from"] = maps["file"]
     return {
+        **({"positional_encoding": maps} if maps is not None else {}),
         "variants": variants,
         "psnr": f"worst of {len(inputs)} label maps ({'calibration' if calibration else 'random'}), "
                 f"against {against}",
@@ -307,19 +323,20 @@ def _measure(module: SynthesisModule, config: SPADEConfig, paths: dict[str, str]
 
 
 def _representative(examples: list[dict], config: SPADEConfig, module: SynthesisModule | None = None):
-    """The TFLite converter's representative inputs: lists in the graph's order, or
-    (SEAN models) dicts by name with the ``style_codes`` of each example's photo."""
+    """The TFLite converter's representative inputs: dicts by name (a list would be fed in
+    the converted graph's own input order), with SEAN models the ``style_codes`` of each
+    example's photo."""
     rng = np.random.default_rng(0)
     if config.norm_mode == "sean":
         return _sean_representative(examples, config, module)
 
     def generate():
         for example in examples:
-            inputs = [np.asarray(example["label"], np.int32)[None]]
+            inputs = {"label": np.asarray(example["label"], np.int32)[None]}
             if config.use_instance_map:
-                inputs.append(np.asarray(example["instance"], np.int32)[None])
+                inputs["instance"] = np.asarray(example["instance"], np.int32)[None]
             if config.use_vae:
-                inputs.append(rng.standard_normal((1, config.z_dim)).astype(np.float32))
+                inputs["latent"] = rng.standard_normal((1, config.z_dim)).astype(np.float32)
             yield inputs
 
     return generate
@@ -377,6 +394,10 @@ def model_card(config: SPADEConfig, *, version: int, step: int | None, source: s
         png_inputs["seed"] = SEAN_SEED
     tflite = {"input_shape": [1, h, w], "calibration": calibration_source,
               "note": "no input checks in TFLite graphs: ids out of range give all-zero one-hot rows"}
+    if config.use_positional_encoding:
+        tflite["positional"] = (f"generator_int16x8.tflite takes 'positional' float32 [1, {h}, {w}, 2], the output of "
+                                f"tflite/{POSITIONAL_TFLITE} (label int32 [1, {h}, {w}] -> positional); the other files "
+                                "compute CLADE-ICPE's maps themselves")
     if sean:
         tflite["style_codes"] = (f"float32 [1, {config.semantic_nc}, {config.style_dim}] (mean_style_codes.npy[None] "
                                  "for the mean styles); no ACE noise: the SavedModel's output with seed -1")
@@ -566,10 +587,26 @@ image = runner(label=np.zeros((1, H, W), np.int32){tflite_extra})["image"]  # ui
 Variants: float32 (reference), float16 (half-size weights), dynamic_range (int8 weights),
 int8 (full integer), int16x8 (int8 weights, int16 activations); the last two calibrated on
 {card['tflite']['calibration'] or 'n/a'}.
-{_variants_table(card['tflite'])}
+{_positional_readme(card)}{_variants_table(card['tflite'])}
 TFLite graphs do not check their inputs: validate ids before calling them.
 {_sean_readme(card) if sean else ""}
 Full config: `model_card.json`.
+"""
+
+
+def _positional_readme(card: dict) -> str:
+    """CLADE-ICPE: which TFLite file takes the positional maps, and how to chain the two."""
+    if "positional" not in card["tflite"]:
+        return ""
+    return f"""
+CLADE-ICPE: {card['tflite']['positional']}. Chain them:
+
+```python
+label = np.zeros((1, H, W), np.int32)  # your ids
+maps = Interpreter(model_path="tflite/{POSITIONAL_TFLITE}").get_signature_runner()(label=label)["positional"]
+image = Interpreter(model_path="tflite/generator_int16x8.tflite").get_signature_runner()(
+    label=label, positional=maps)["image"]
+```
 """
 
 

@@ -18,9 +18,34 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
-def _runner(path: str):
+def _runner(path: str, output: str = "image"):
+    """``inputs -> output`` of a file's signature; inputs it does not take are left out
+    (``positional`` goes only to the files that read CLADE-ICPE's maps)."""
     runner = make_interpreter(path).get_signature_runner()
-    return lambda inputs: runner(**inputs)["image"]
+    names = set(runner.get_input_details())
+    return lambda inputs: runner(**{k: v for k, v in inputs.items() if k in names})[output]
+
+
+def _median_ms(run, inputs, calls: int) -> float:
+    run(inputs)
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        run(inputs)
+        times.append(time.perf_counter() - start)
+    return round(1000 * statistics.median(times), 2)
+
+
+def measure_positional(path: str, inputs: list[dict], latency_calls: int = 5) -> dict:
+    """Size and median latency of ``positional_encoding.tflite``, and its maps of each input
+    (``"outputs"``: float32 [1, H, W, 2] each)."""
+    run = _runner(path, "positional")
+    return {
+        "file": os.path.join("tflite", os.path.basename(path)),
+        "size_bytes": os.path.getsize(path),
+        "latency_ms": _median_ms(run, inputs[0], latency_calls),
+        "outputs": [run(x) for x in inputs],
+    }
 
 
 def measure_variants(paths: dict[str, str], inputs: list[dict], reference: list[np.ndarray] | None = None,
@@ -29,7 +54,8 @@ def measure_variants(paths: dict[str, str], inputs: list[dict], reference: list[
 
     Args:
         paths: ``{variant: file}``.
-        inputs: TFLite inputs per example (``{"label": int32 [1, H, W], ...}``).
+        inputs: TFLite inputs per example (``{"label": int32 [1, H, W], ...}``);
+            each file gets those of its signature.
         reference: uint8 images to compare with; default the float32 file's
             outputs (``paths["float32"]``).
         latency_calls: timed calls on the first example (median, after one
@@ -47,17 +73,11 @@ def measure_variants(paths: dict[str, str], inputs: list[dict], reference: list[
     for variant, path in paths.items():
         run = _runner(path)
         images = [run(x) for x in inputs]
-        run(inputs[0])
-        times = []
-        for _ in range(latency_calls):
-            start = time.perf_counter()
-            run(inputs[0])
-            times.append(time.perf_counter() - start)
         worst = min(psnr(a, b) for a, b in zip(images, reference))
         out[variant] = {
             "file": os.path.join("tflite", os.path.basename(path)),
             "size_bytes": os.path.getsize(path),
-            "latency_ms": round(1000 * statistics.median(times), 2),
+            "latency_ms": _median_ms(run, inputs[0], latency_calls),
             "psnr_db": None if np.isinf(worst) else round(worst, 1),
         }
     return out

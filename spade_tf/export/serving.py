@@ -165,15 +165,15 @@ class SynthesisModule:
         style_codes, seed = extra[-2:]
         return self._plain_image(ids, instance, style_codes=style_codes, seed=seed)
 
-    def _plain_image(self, label, instance=None, latent=None, style_codes=None, seed=None):
+    def _plain_image(self, label, instance=None, latent=None, style_codes=None, seed=None, positional=None):
         """The Keras generator's uint8 image (no fast path); SEAN: noise from ``seed`` (None: none)."""
         c = self.config
         inputs = {"segmap": make_segmap(label, instance, c)}
         if c.use_vae:
             inputs["latent"] = latent
         if c.use_positional_encoding:
-            # CLADE-ICPE's maps, computed from the ids in the graph.
-            inputs["positional"] = positional_encoding(label)
+            # CLADE-ICPE's maps, computed from the ids in the graph unless given.
+            inputs["positional"] = positional_encoding(label) if positional is None else positional
         if self.sean:
             inputs["style_codes"] = tf.cast(style_codes, tf.float32)
             with seeded_noise(-1 if seed is None else seed):
@@ -261,7 +261,7 @@ class SynthesisModule:
             name="check_style_codes_finite"))
         return checks
 
-    def generate(self, label, instance=None, latent=None, style_codes=None, seed=None):
+    def generate(self, label, instance=None, latent=None, style_codes=None, seed=None, positional=None):
         """uint8 [B, H, W, 3] from int32 ids; no input checks (TFLite graphs).
 
         With the fast path, the ids and edges go to ``FastGenerator`` (no
@@ -277,8 +277,8 @@ class SynthesisModule:
             if c.use_vae:
                 args.append(tf.cast(latent, tf.float32))
             if c.use_positional_encoding:
-                # CLADE-ICPE's maps, computed from the ids in the graph.
-                args.append(positional_encoding(label))
+                # CLADE-ICPE's maps, computed from the ids in the graph unless given.
+                args.append(positional_encoding(label) if positional is None else tf.cast(positional, tf.float32))
             return self._fast_function(*args)
         if self.sean:
             if style_codes is None:
@@ -288,7 +288,7 @@ class SynthesisModule:
                 args = [tf.cast(label, tf.int32)] + ([tf.cast(instance, tf.int32)] if c.use_instance_map else [])
                 return self._sean_function(*args, tf.cast(style_codes, tf.float32), tf.cast(seed, tf.int32))
             # No seed (TFLite graphs): no noise, and no RNG op in the graph.
-        return self._plain_image(label, instance, latent, style_codes)
+        return self._plain_image(label, instance, latent, style_codes, positional=positional)
 
     def latent_from_seed(self, seed, batch):
         """Standard-normal latents [batch, z_dim] from an int32 seed (stateless)."""
@@ -512,7 +512,7 @@ class SynthesisModule:
             endpoints["encode_style"] = (self.encode_style, [image_spec])
         return endpoints
 
-    def tflite_endpoint(self):
+    def tflite_endpoint(self, positional_input: bool = False):
         """Batch-1 function without the assertion ops (TFLite has no Assert).
 
         Inputs ``label`` [1, H, W] int32, ``instance`` (instance models),
@@ -520,7 +520,21 @@ class SynthesisModule:
         so callers draw the standard-normal latent), ``style_codes``
         [1, semantic_nc, style_dim] float32 (SEAN models; no ACE noise, for
         the same reason: the SavedModel's output with a negative ``seed``).
+        With ``positional_input`` (CLADE-ICPE), ``positional`` [1, H, W, 2]
+        float32 is an input (``positional_endpoint`` computes it) instead of
+        being computed in the graph.
         """
+        if positional_input:
+            if not self.config.use_positional_encoding:
+                raise ValueError("positional_input=True needs a CLADE-ICPE model (use_positional_encoding).")
+            h, w = self.height, self.width
+
+            def run_given_maps(*args):
+                label, instance, latent, _ = self._split(args[:-1], latent=True)
+                return {"image": self.generate(label, instance, latent, positional=args[-1])}
+
+            specs = [*self.input_specs(batch=1, latent=True), tf.TensorSpec([1, h, w, 2], tf.float32, "positional")]
+            return {"serving_default": (run_given_maps, specs)}
         if self.sean:
             c = self.config
             specs = self.input_specs(batch=1)
@@ -538,6 +552,13 @@ class SynthesisModule:
             return {"image": self.generate(label, instance, latent)}
 
         return {"serving_default": (run, self.input_specs(batch=1, latent=True))}
+
+    def positional_endpoint(self):
+        """Batch-1 function: ``label`` [1, H, W] int32 -> CLADE-ICPE's ``positional`` [1, H, W, 2] float32."""
+        def run(label):
+            return {"positional": positional_encoding(label)}
+
+        return {"serving_default": (run, [tf.TensorSpec([1, self.height, self.width], tf.int32, "label")])}
 
     def save(self, path: str, endpoints: dict | None = None) -> None:
         """Writes a SavedModel with ``endpoints`` (default: the serving ones).

@@ -15,16 +15,6 @@ from spade_tf.positional import NAME_SCOPE
 
 def unsupported_reason(variant: str, config) -> str | None:
     """Why ``variant`` cannot be converted for ``config``, or None."""
-    if variant == "int16x8" and config.use_positional_encoding:
-        # The int8 file keeps the positional maps' ops in float32 (a
-        # denylist of the MLIR quantizer); int16x8 goes through TFLite's
-        # older quantizer, which has no denylist and refuses the connected-
-        # components WHILE loop ("Max and min for dynamic tensors should be
-        # recorded during calibration: ... while_cond_arg0"), and the MLIR
-        # quantizer's 16x8 mode fails on the generator itself (int8 bias
-        # beside int16 activations in a SUB).
-        return ("CLADE-ICPE computes its positional maps with a connected-components loop that TFLite's "
-                "int16x8 quantizer cannot leave in float; use int8, float16 or dynamic_range")
     if variant == "int16x8" and config.norm_mode == "sean":
         # SEAN has no fast path (serving.SynthesisModule): its graph one-hot
         # encodes the ids with ONE_HOT, which the int16x8 quantizer gives int16
@@ -45,6 +35,31 @@ def unsupported_reason(variant: str, config) -> str | None:
     return None
 
 
+def takes_positional(variant: str, config) -> bool:
+    """Whether ``generator_<variant>.tflite`` takes CLADE-ICPE's maps as an input.
+
+    Only int16x8: it goes through TFLite's older quantizer, which has no
+    denylist and refuses the maps' connected-components WHILE loop ("Max and
+    min for dynamic tensors should be recorded during calibration: ...
+    while_cond_arg0"); the MLIR quantizer, which has one (the int8 file keeps
+    the loop in float32 with it), writes int16 tensors with non-zero zero
+    points in its 16x8 mode, which LiteRT refuses ("input2->params.zero_point
+    != 0"). So that file reads the maps from ``positional_encoding.tflite``
+    (float32, ``positional_tflite``) rather than computing them.
+    """
+    return variant == "int16x8" and bool(config.use_positional_encoding)
+
+
+def positional_tflite(module: SynthesisModule) -> bytes:
+    """The float32 TFLite file of CLADE-ICPE's maps: ``label`` int32 [1, H, W] ->
+    ``positional`` float32 [1, H, W, 2], as the generator graphs compute them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        module.save(tmp, module.positional_endpoint())
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serving_default"])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return converter.convert()
+
+
 def to_tflite(module: SynthesisModule, variant: str,
             representative: Callable[[], Iterable[list[np.ndarray]]] | None = None) -> bytes:
     """Converts the batch-1 graph of ``module`` to a TFLite flatbuffer.
@@ -59,8 +74,12 @@ def to_tflite(module: SynthesisModule, variant: str,
             int16 activations, calibrated likewise; the few ops without an
             int16 kernel, such as the final ROUND, stay float).
         representative: for the calibrated variants, a callable returning an
-            iterable of input lists in the function's order (label,
-            [instance], [latent]).
+            iterable of input dicts by name (``label``, [``instance``],
+            [``latent``], [``style_codes``]); lists are fed in the converted
+            graph's own input order, which need not be the signature's.
+
+    With ``takes_positional(variant, config)`` the file takes ``positional``
+    [1, H, W, 2] float32 as one more input (computed here for calibration).
 
     Only builtin ops are allowed (no Flex ops), so the files run with the
     plain LiteRT runtime on phones.
@@ -75,10 +94,26 @@ def to_tflite(module: SynthesisModule, variant: str,
     # CLADE-ICPE's maps (pixel coordinates, segment sums, divisions) stay in
     # float32 in the int8 file: int8 activations cannot carry them.
     float_scope = NAME_SCOPE if module.config.use_positional_encoding else None
+    given_maps = takes_positional(variant, module.config)
+    if given_maps and representative is not None:
+        representative = _with_positional(representative)
     with tempfile.TemporaryDirectory() as tmp:
-        module.save(tmp, module.tflite_endpoint())
+        module.save(tmp, module.tflite_endpoint(positional_input=given_maps))
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serving_default"])
         return _convert(converter, variant, representative, float_scope)
+
+
+def _with_positional(representative):
+    """Calibration inputs (dicts) with CLADE-ICPE's maps of each label added."""
+    from spade_tf.positional import positional_encoding
+
+    def generate():
+        for inputs in representative():
+            if not isinstance(inputs, dict):
+                raise TypeError("Calibration inputs for a file that takes 'positional' must be dicts by name.")
+            yield {**inputs, "positional": positional_encoding(tf.constant(inputs["label"], tf.int32)).numpy()}
+
+    return generate
 
 
 def _convert(converter, variant, representative, float_scope=None):
@@ -130,11 +165,13 @@ def _quantize_except(converter, scope: str) -> bytes:
 
 
 def run_tflite(model: bytes | str, label: np.ndarray, instance: np.ndarray | None = None,
-               latent: np.ndarray | None = None, style_codes: np.ndarray | None = None) -> np.ndarray:
+               latent: np.ndarray | None = None, style_codes: np.ndarray | None = None,
+               positional: np.ndarray | None = None) -> np.ndarray:
     """Runs a converted model on one example with the LiteRT interpreter.
 
     ``label`` (and ``instance``) int32 [1, H, W], ``latent`` float32 [1, z],
-    ``style_codes`` float32 [1, semantic_nc, style_dim] (SEAN); returns uint8
+    ``style_codes`` float32 [1, semantic_nc, style_dim] (SEAN), ``positional``
+    float32 [1, H, W, 2] (the CLADE-ICPE files that take it); returns uint8
     [1, H, W, 3].
     """
     interpreter = make_interpreter(model)
@@ -146,6 +183,8 @@ def run_tflite(model: bytes | str, label: np.ndarray, instance: np.ndarray | Non
         inputs["latent"] = np.asarray(latent, np.float32)
     if style_codes is not None:
         inputs["style_codes"] = np.asarray(style_codes, np.float32)
+    if positional is not None:
+        inputs["positional"] = np.asarray(positional, np.float32)
     return runner(**inputs)["image"]
 
 

@@ -223,23 +223,27 @@ def test_tflite_float32(overrides):
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
 
 
-def test_icpe_int8_keeps_positional_maps_in_float_and_skips_int16x8_naming_why(tmp_path):
+def test_icpe_int8_keeps_positional_maps_in_float_and_int16x8_reads_them_from_their_own_file(tmp_path):
     """CLADE-ICPE: the int8 file computes the maps in float32 (QUANTIZE/DEQUANTIZE at their
-    boundary) and keeps the picture; int16x8 is skipped with its reason in the log and card."""
+    boundary) and keeps the picture; the int16x8 file takes them as an input, from
+    positional_encoding.tflite (float32), which computes them exactly."""
     import json
 
     from spade_tf.export import export_model
     from spade_tf.export.calibration import random_layouts
 
     config, generator = make_generator("ade20k", dict(norm_mode="clade", use_positional_encoding=True), seed=5)
-    messages = []
     export_dir = str(tmp_path / "icpe")
     paths = export_model(generator, config, export_dir, tflite_variants=["float16", "int8", "int16x8"],
-                         calibration=random_layouts(config, 4), log=messages.append)
-    assert [k for k in paths if k.startswith("tflite_")] == ["tflite_float16", "tflite_int8"]
-    assert sum("skipping generator_int16x8" in m and "connected-components" in m for m in messages) == 1
+                         calibration=random_layouts(config, 4), log=lambda m: None)
+    assert [k for k in paths if k.startswith("tflite_")] == [
+        "tflite_float16", "tflite_int8", "tflite_int16x8", "tflite_positional_encoding"]
     card = json.load(open(os.path.join(export_dir, "model_card.json")))
-    assert set(card["tflite"]["skipped"]) == {"int16x8"} and set(card["tflite"]["variants"]) == {"float16", "int8"}
+    assert "skipped" not in card["tflite"] and set(card["tflite"]["variants"]) == {"float16", "int8", "int16x8"}
+    assert card["tflite"]["variants"]["int16x8"]["positional_from"] == "tflite/positional_encoding.tflite"
+    assert "positional_from" not in card["tflite"]["variants"]["int8"]
+    assert card["tflite"]["positional_encoding"]["size_bytes"] == os.path.getsize(paths["tflite_positional_encoding"])
+    assert "positional_encoding.tflite" in open(os.path.join(export_dir, "README.md")).read()
 
     interpreter = make_interpreter(paths["tflite_int8"])
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
@@ -262,3 +266,18 @@ def test_icpe_int8_keeps_positional_maps_in_float_and_skips_int16x8_naming_why(t
     # quantized to int8 activations the file did not run at all (DIV by a zero divisor).
     assert psnr >= 30.0, psnr
     assert card["tflite"]["variants"]["int8"]["psnr_db"] >= 30.0
+
+    # int16x8: the maps come in; the file has no connected-components loop of its own.
+    maps_runner = make_interpreter(paths["tflite_positional_encoding"]).get_signature_runner()
+    maps = maps_runner(label=label.astype(np.int32))["positional"]
+    np.testing.assert_allclose(maps[0], positional_encoding_numpy(label[0]), atol=2e-6)
+    interpreter = make_interpreter(paths["tflite_int16x8"])
+    assert interpreter.get_signature_list()["serving_default"]["inputs"] == ["label", "positional"]
+    assert "WHILE" not in {op["op_name"] for op in interpreter._get_ops_details()}
+    got = run_tflite(paths["tflite_int16x8"], label, positional=maps).astype(float)
+    psnr = 10 * np.log10(255.0 ** 2 / np.mean((got - expected) ** 2))
+    assert psnr >= 40.0, psnr  # measured 46.2 dB
+    assert card["tflite"]["variants"]["int16x8"]["psnr_db"] >= 40.0
+    # Maps that are not this label's change the picture: the input is read.
+    shuffled = run_tflite(paths["tflite_int16x8"], label, positional=maps[:, ::-1]).astype(float)
+    assert np.abs(shuffled - got).max() > 8
