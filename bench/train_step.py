@@ -14,10 +14,11 @@ other jobs slows all of them alike as far as it can. PyTorch gets as many thread
 
 ``--nvlabs_dir`` is a checkout of NVlabs/SPADE (CC BY-NC-SA: kept outside
 this repository, never vendored). It is imported as is, with stand-ins so
-that it runs on a CPU-only machine without its extra dependencies: when
-missing, a ``torchvision`` module whose ``vgg19`` builds torchvision's VGG19
-layer list with random weights (the timing does not depend on the weights)
-``pickle`` for ``dill``, and ``nn.BatchNorm2d`` for the
+that it runs on a CPU-only machine without its extra dependencies: a
+``torchvision`` module whose ``vgg19`` builds torchvision's VGG19 layer list
+with random weights (always: the timing does not depend on the weights, the
+real one downloads them, and importing it after TensorFlow crashes the
+process), ``pickle`` for ``dill``, and ``nn.BatchNorm2d`` for the
 ``sync_batchnorm`` package the official README copies in (the same
 computation on one device); without CUDA, ``Module.cuda`` as a no-op (the
 official ``VGGLoss`` calls ``.cuda()`` unconditionally).
@@ -99,11 +100,10 @@ def _nvlabs_step(nvlabs_dir, cfg, ids, inst, image):
     import torch
     from torch import nn
 
-    if "torchvision" not in sys.modules:
-        try:
-            import torchvision  # noqa: F401
-        except ImportError:
-            sys.modules["torchvision"] = _torchvision_stand_in()
+    # Always the stand-in: the official VGGLoss asks for pretrained weights
+    # (a download), and importing torchvision after TensorFlow crashes this
+    # process; the timing does not depend on the weights.
+    sys.modules["torchvision"] = _torchvision_stand_in()
     try:
         import dill  # noqa: F401  (NVlabs' util.util pickles options with it)
     except ImportError:

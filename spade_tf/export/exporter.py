@@ -395,9 +395,9 @@ def model_card(config: SPADEConfig, *, version: int, step: int | None, source: s
     tflite = {"input_shape": [1, h, w], "calibration": calibration_source,
               "note": "no input checks in TFLite graphs: ids out of range give all-zero one-hot rows"}
     if config.use_positional_encoding:
-        tflite["positional"] = (f"generator_int16x8.tflite takes 'positional' float32 [1, {h}, {w}, 2], the output of "
-                                f"tflite/{POSITIONAL_TFLITE} (label int32 [1, {h}, {w}] -> positional); the other files "
-                                "compute CLADE-ICPE's maps themselves")
+        tflite["positional"] = (f"generator_int16x8.tflite takes 'positional' float32 [1, {h}, {w}, 2], the output "
+                                f"of tflite/{POSITIONAL_TFLITE} (label int32 [1, {h}, {w}] -> positional); the other "
+                                "files compute CLADE-ICPE's maps themselves")
     if sean:
         tflite["style_codes"] = (f"float32 [1, {config.semantic_nc}, {config.style_dim}] (mean_style_codes.npy[None] "
                                  "for the mean styles); no ACE noise: the SavedModel's output with seed -1")

@@ -40,8 +40,10 @@ class SPADEResBlock(keras.layers.Layer):
         kernel_initializer: conv initializer (default official Xavier 0.02).
         norm_mode: "spade", "clade" or "sean".
         classes: CLADE's label channels (classes + don't-care); SEAN's
-            segmap channels (one style code each).
-        instance_edges: CLADE: the class map carries the edge map.
+            segmap channels (one style code each); SPADE's label channels,
+            for a ``LabelIndex`` input.
+        instance_edges: CLADE: the class map carries the edge map; SPADE:
+            the segmap (and its index) does.
         positional: CLADE-ICPE: the call takes positional-encoding maps.
         style_dim: SEAN: length of a style code.
         use_style: SEAN: whether the style codes modulate (official use_rgb).
@@ -49,7 +51,8 @@ class SPADEResBlock(keras.layers.Layer):
 
     Call args:
         x: [B, H, W, in_channels]. segmap: [B, H', W', semantic_nc]; for
-            CLADE the compact class map instead (``ClassMap``).
+            CLADE the compact class map instead (``ClassMap``); for SPADE
+            also its ``LabelIndex`` [B, H', W'].
         positional: [B, H', W', 2] CLADE-ICPE maps (with ``positional``).
         style_codes: [B, classes, style_dim] SEAN style codes (keyword).
         training: batch-norm and spectral-norm mode.
@@ -107,8 +110,8 @@ class SPADEResBlock(keras.layers.Layer):
                 )
             return SPADE(
                 channels, hidden=spade_hidden, kernel_size=spade_kernel_size,
-                norm=norm, kernel_initializer=self.kernel_initializer,
-                name=name, dtype=self.dtype_policy,
+                norm=norm, kernel_initializer=self.kernel_initializer, classes=classes,
+                instance_edges=instance_edges, name=name, dtype=self.dtype_policy,
             )
 
         def conv(filters, kernel_size, name, use_bias=True):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from helpers import keras_round_trip, layer_config_round_trip, one_hot_segmap, run_layer_test, to_numpy
 
-from spade_tf.layers import SPADE, BatchNorm, InstanceNorm
+from spade_tf.layers import SPADE, BatchNorm, InstanceNorm, LabelIndex
 
 
 def numpy_instance_norm(x):
@@ -90,4 +90,67 @@ def test_layer_contract(tmp_path, kwargs, non_trainable):
     run_layer_test(
         SPADE, kwargs, [(2, 8, 8, 4), (2, 16, 16, 5)], (2, 8, 8, 4), tmp_path,
         expected_num_trainable_weights=6, expected_num_non_trainable_weights=non_trainable,
+    )
+
+
+def segmap_with_edges(rng, batch, height, width, classes, edges):
+    """One-hot label channels (an id ``classes`` gives a zero vector, as an id out of
+    range does in make_segmap), then optionally a 0/1 edge channel."""
+    ids = rng.integers(0, classes + 1, size=(batch, height, width))
+    seg = np.eye(classes + 1, dtype=np.float32)[ids][..., :classes]
+    if edges:
+        seg = np.concatenate([seg, rng.integers(0, 2, (batch, height, width, 1)).astype(np.float32)], -1)
+    return ids, seg
+
+
+def test_label_index_encodes_class_invalid_and_edge(rng):
+    ids, seg = segmap_with_edges(rng, 2, 6, 5, classes=7, edges=True)
+    index = to_numpy(LabelIndex(7, instance_edges=True)(seg))
+    assert index.dtype == np.int32
+    # ids 0..6 are rows 0..6; a zero vector is row 7; edges add 8.
+    np.testing.assert_array_equal(index, ids + 8 * seg[..., -1].astype(np.int32))
+    assert (index == 7).any() and (index >= 8).any()
+    ids, seg = segmap_with_edges(rng, 1, 4, 4, classes=3, edges=False)
+    np.testing.assert_array_equal(to_numpy(LabelIndex(3)(seg)), ids)
+
+
+@pytest.mark.parametrize("kernel_size, edges", [(3, True), (3, False), (5, True)])
+def test_label_index_input_computes_the_one_hot_conv_and_its_gradient(rng, kernel_size, edges):
+    """SPADE on the LabelIndex equals SPADE on the segmap it encodes (mlp_shared's conv
+    of the one-hot map as kernel-row lookups), and so do the kernel's gradients."""
+    import tensorflow as tf
+
+    classes = 7
+    _, seg = segmap_with_edges(rng, 2, 16, 12, classes, edges)
+    x = rng.normal(size=(2, 8, 6, 4)).astype(np.float32)  # half the segmap's size: resized too
+    spade = SPADE(4, hidden=5, kernel_size=kernel_size, norm="instance", classes=classes, instance_edges=edges)
+    spade(x, seg)
+    for conv in (spade.mlp_shared, spade.mlp_gamma, spade.mlp_beta):
+        conv.set_weights([rng.normal(0, 0.3, size=w.shape).astype("float32") for w in conv.get_weights()])
+    index = LabelIndex(classes, instance_edges=edges)(seg)
+    outputs, grads = [], []
+    for labels in (seg, index):
+        with tf.GradientTape() as tape:
+            y = spade(x, labels)
+            loss = tf.reduce_sum(y * np.linspace(-1, 1, y.shape[-1], dtype=np.float32))
+        outputs.append(to_numpy(y))
+        grads.append(tf.convert_to_tensor(tape.gradient(loss, spade.mlp_shared.kernel)).numpy())
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-5)
+    np.testing.assert_allclose(grads[1], grads[0], atol=1e-4)
+    assert np.abs(grads[0]).max() > 0.1  # the gradient is there to compare
+    # Every kernel row of a class present in the map is read: none of them is left at zero gradient.
+    assert (np.abs(grads[0][:, :, :classes]).sum(axis=(0, 1, 3)) > 0).all()
+
+
+def test_label_index_without_classes_is_refused(rng):
+    spade = SPADE(4, hidden=5)
+    with pytest.raises(ValueError, match="label index input needs classes"):
+        spade(np.zeros((1, 4, 4, 4), np.float32), np.zeros((1, 4, 4), np.int32))
+
+
+def test_layer_contract_with_a_label_index(tmp_path):
+    run_layer_test(
+        SPADE, dict(channels=4, hidden=8, norm="batch", classes=3, instance_edges=True),
+        [(2, 8, 8, 4), (2, 16, 16)], (2, 8, 8, 4), tmp_path, input_dtypes=["float32", "int32"],
+        expected_num_trainable_weights=6, expected_num_non_trainable_weights=2,
     )
