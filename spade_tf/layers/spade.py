@@ -7,6 +7,10 @@ from spade_tf.layers.conv2d import Conv2D
 from spade_tf.layers.normalization import param_free_norm
 from spade_tf.layers.resize import resize_nearest
 
+# SPADE computes mlp_shared from a label index by lookups on feature maps of
+# at least this many pixels, by a conv of the index's one-hot map below.
+LOOKUP_MIN_PIXELS = 64 * 64
+
 
 @keras.saving.register_keras_serializable(package="spade_tf")
 class SPADE(keras.layers.Layer):
@@ -114,26 +118,38 @@ class SPADE(keras.layers.Layer):
         return both[..., :self.channels], both[..., self.channels:]
 
     def shared_from_index(self, index, dtype):
-        """``mlp_shared`` of the one-hot map whose ``LabelIndex`` is ``index`` [B, h, w]:
-        per kernel offset, the kernel rows of the neighbours' classes, summed."""
+        """``mlp_shared`` of the one-hot map whose ``LabelIndex`` is ``index`` [B, h, w].
+
+        From ``LOOKUP_MIN_PIXELS`` up, per kernel offset the kernel rows of
+        the neighbours' classes, summed; below it (where the conv costs
+        little and the lookups' many small ops cost graph-tracing time), the
+        conv of the segmap rebuilt from the index.
+        """
         k = self.kernel_size
         classes = self.classes
+        h, w = index.shape[1], index.shape[2]
+        if h * w < LOOKUP_MIN_PIXELS:  # the segmap back (the sentinel row: a zero vector), convolved
+            edges = index // (classes + 1)
+            segmap = ops.one_hot(index - (classes + 1) * edges, classes + 1, dtype=dtype)[..., :classes]
+            if self.instance_edges:
+                segmap = ops.concatenate([segmap, ops.cast(edges, dtype)[..., None]], axis=-1)
+            return self.mlp_shared(segmap)
         kernel = ops.reshape(ops.cast(self.mlp_shared.kernel, dtype), (k * k, classes + int(self.instance_edges), -1))
         # Row `classes`: an invalid id or the zero padding (a zero input vector).
         rows = ops.concatenate([kernel[:, :classes], ops.zeros_like(kernel[:, :1])], axis=1)
         if self.instance_edges:  # index = class + (classes + 1) * edge
             rows = ops.concatenate([rows, rows + kernel[:, classes:classes + 1]], axis=1)
         n_rows = rows.shape[1]
+        bias = ops.cast(self.mlp_shared.bias, dtype)
         table = ops.reshape(rows, (k * k * n_rows, -1))
         p = k // 2
-        h, w = index.shape[1], index.shape[2]
         padded = ops.pad(index, [[0, 0], [p, p], [p, p]], constant_values=classes)
         out = None
         for offset in range(k * k):
             dy, dx = divmod(offset, k)
             rows_here = ops.take(table, padded[:, dy:dy + h, dx:dx + w] + offset * n_rows, axis=0)
             out = rows_here if out is None else out + rows_here
-        return out + ops.cast(self.mlp_shared.bias, dtype)
+        return out + bias
 
     def compute_output_shape(self, x_shape, segmap_shape):
         return x_shape

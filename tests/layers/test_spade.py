@@ -114,15 +114,22 @@ def test_label_index_encodes_class_invalid_and_edge(rng):
     np.testing.assert_array_equal(to_numpy(LabelIndex(3)(seg)), ids)
 
 
-@pytest.mark.parametrize("kernel_size, edges", [(3, True), (3, False), (5, True)])
-def test_label_index_input_computes_the_one_hot_conv_and_its_gradient(rng, kernel_size, edges):
+@pytest.mark.parametrize("kernel_size, edges, size", [
+    (3, True, (8, 6)), (3, False, (8, 6)), (5, True, (8, 6)),  # conv of the index's one-hot map
+    (3, True, (64, 64)), (5, False, (64, 64)),  # LOOKUP_MIN_PIXELS: kernel-row lookups
+])
+def test_label_index_input_computes_the_one_hot_conv_and_its_gradient(rng, kernel_size, edges, size):
     """SPADE on the LabelIndex equals SPADE on the segmap it encodes (mlp_shared's conv
-    of the one-hot map as kernel-row lookups), and so do the kernel's gradients."""
+    of the one-hot map, as kernel-row lookups from LOOKUP_MIN_PIXELS up), and so do the
+    kernel's gradients."""
     import tensorflow as tf
 
+    from spade_tf.layers.spade import LOOKUP_MIN_PIXELS
+
+    assert (size[0] * size[1] >= LOOKUP_MIN_PIXELS) == (size == (64, 64))
     classes = 7
-    _, seg = segmap_with_edges(rng, 2, 16, 12, classes, edges)
-    x = rng.normal(size=(2, 8, 6, 4)).astype(np.float32)  # half the segmap's size: resized too
+    _, seg = segmap_with_edges(rng, 2, 2 * size[0], 2 * size[1], classes, edges)
+    x = rng.normal(size=(2, *size, 4)).astype(np.float32)  # half the segmap's size: resized too
     spade = SPADE(4, hidden=5, kernel_size=kernel_size, norm="instance", classes=classes, instance_edges=edges)
     spade(x, seg)
     for conv in (spade.mlp_shared, spade.mlp_gamma, spade.mlp_beta):
@@ -136,7 +143,7 @@ def test_label_index_input_computes_the_one_hot_conv_and_its_gradient(rng, kerne
         outputs.append(to_numpy(y))
         grads.append(tf.convert_to_tensor(tape.gradient(loss, spade.mlp_shared.kernel)).numpy())
     np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-5)
-    np.testing.assert_allclose(grads[1], grads[0], atol=1e-4)
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-4)
     assert np.abs(grads[0]).max() > 0.1  # the gradient is there to compare
     # Every kernel row of a class present in the map is read: none of them is left at zero gradient.
     assert (np.abs(grads[0][:, :, :classes]).sum(axis=(0, 1, 3)) > 0).all()
