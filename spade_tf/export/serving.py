@@ -311,7 +311,14 @@ class SynthesisModule:
         else:
             checks = self.check_inputs(label, instance, latent)
         with tf.control_dependencies(checks):
-            return {"image": self.generate(tf.identity(label), instance, latent)}
+            # Every input through the checks: the fast graph's function is
+            # inlined, and the control edge then gates only its ops without data
+            # inputs, so fc's MatMul on an unchecked latent could fail first
+            # with TensorFlow's message (seen under load: "Matrix size-incompatible").
+            label = tf.identity(label)
+            instance = None if instance is None else tf.identity(instance)
+            latent = None if latent is None else tf.identity(latent)
+            return {"image": self.generate(label, instance, latent)}
 
     def decode_id_pngs(self, pngs, name: str):
         """string [B] of 8/16-bit grayscale PNGs of ids at the model's size -> int32 [B, H, W].
