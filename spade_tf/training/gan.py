@@ -14,6 +14,7 @@ from spade_tf.models import build_discriminator, build_encoder, build_generator,
 from spade_tf.models.discriminator import as_scales
 from spade_tf.models.sean_encoder import build_sean_encoder
 from spade_tf.segmap import edge_map, make_segmap
+from spade_tf.training.optimizers import FusedAdam
 from spade_tf.training.schedules import ConstantThenLinearDecay
 
 G_LOSSES = ("G_GAN", "G_GAN_Feat", "G_VGG", "KLD")
@@ -53,7 +54,7 @@ def make_optimizers(config: SPADEConfig, steps_per_epoch: int, mixed_float16: bo
     optimizers = []
     for name, lr in zip(("g_optimizer", "d_optimizer"), config.learning_rates):
         schedule = ConstantThenLinearDecay(lr, steps_per_epoch, config.niter, config.niter_decay)
-        opt = keras.optimizers.Adam(schedule, beta_1=beta1, beta_2=beta2, epsilon=1e-8, name=name)
+        opt = FusedAdam(schedule, beta_1=beta1, beta_2=beta2, epsilon=1e-8, name=name)
         if mixed_float16:
             opt = keras.optimizers.LossScaleOptimizer(opt, name=f"{name}_loss_scale")
         optimizers.append(opt)
