@@ -394,7 +394,7 @@ def model_card(config: SPADEConfig, *, version: int, step: int | None, source: s
         png_inputs["seed"] = SEAN_SEED
     tflite = {"input_shape": [1, h, w], "calibration": calibration_source,
               "note": "no input checks in TFLite graphs: ids out of range give all-zero one-hot rows"}
-    if config.use_positional_encoding:
+    if "tflite_positional_encoding" in files:  # CLADE-ICPE with an int16x8 file
         tflite["positional"] = (f"generator_int16x8.tflite takes 'positional' float32 [1, {h}, {w}, 2], the output "
                                 f"of tflite/{POSITIONAL_TFLITE} (label int32 [1, {h}, {w}] -> positional); the other "
                                 "files compute CLADE-ICPE's maps themselves")

@@ -223,6 +223,23 @@ def test_tflite_float32(overrides):
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
 
 
+@pytest.mark.parametrize("with_int16x8", [True, False])
+def test_icpe_card_and_readme_name_the_positional_file_only_when_it_was_written(with_int16x8):
+    from spade_tf import get_preset
+    from spade_tf.export.exporter import model_card, model_readme
+
+    config = get_preset("ade20k", norm_mode="clade", use_positional_encoding=True)
+    files = {"tflite_float32": "tflite/generator_float32.tflite"}
+    if with_int16x8:
+        files.update(tflite_int16x8="tflite/generator_int16x8.tflite",
+                     tflite_positional_encoding="tflite/positional_encoding.tflite")
+    card = model_card(config, version=1, step=None, source=None, calibration_source=None, files=files)
+    readme = model_readme(card)
+    assert ("positional" in card["tflite"]) == with_int16x8
+    assert ("positional_encoding.tflite" in readme) == with_int16x8
+    assert ("Chain them" in readme) == with_int16x8
+
+
 def test_icpe_int8_keeps_positional_maps_in_float_and_int16x8_reads_them_from_their_own_file(tmp_path):
     """CLADE-ICPE: the int8 file computes the maps in float32 (QUANTIZE/DEQUANTIZE at their
     boundary) and keeps the picture; the int16x8 file takes them as an input, from
