@@ -6,6 +6,7 @@ from keras import ops
 from spade_tf.layers.conv2d import Conv2D
 from spade_tf.layers.normalization import BatchNorm, param_free_norm
 from spade_tf.layers.resize import resize_nearest
+from spade_tf.layers.segmap_reader import SegmapReader
 
 
 @keras.saving.register_keras_serializable(package="spade_tf")
@@ -152,34 +153,21 @@ class CLADE(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="spade_tf")
-class ClassMap(keras.layers.Layer):
+class ClassMap(SegmapReader):
     """One-hot segmap -> CLADE's compact class map: [B, H, W, 1 (+1)] float.
 
     Channel 0 is each pixel's class, the argmax of the ``classes`` label
     channels (official ``torch.argmax(mask, 1)``; a zero vector is class 0);
     with ``instance_edges`` the segmap's last channel (the edge map) follows.
     Ids are small integers, exact in float32 (and in float16/bfloat16 up to 256).
-
-    Args:
-        classes: label channels of the segmap (classes + don't-care).
-        instance_edges: whether the segmap ends with the edge channel.
+    Args: ``SegmapReader``'s.
     """
 
-    def __init__(self, classes, instance_edges=False, **kwargs):
-        super().__init__(**kwargs)
-        self.classes = classes
-        self.instance_edges = bool(instance_edges)
-
     def call(self, segmap):
-        ids = ops.cast(ops.argmax(segmap[..., :self.classes], axis=-1), segmap.dtype)[..., None]
+        ids = ops.cast(ops.argmax(self.labels(segmap), axis=-1), segmap.dtype)[..., None]
         if self.instance_edges:
-            return ops.concatenate([ids, segmap[..., self.classes:self.classes + 1]], axis=-1)
+            return ops.concatenate([ids, self.edges(segmap)[..., None]], axis=-1)
         return ids
 
     def compute_output_shape(self, segmap_shape):
         return (*segmap_shape[:-1], 1 + int(self.instance_edges))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(classes=self.classes, instance_edges=self.instance_edges)
-        return config

@@ -6,6 +6,7 @@ from keras import ops
 from spade_tf.layers.conv2d import Conv2D
 from spade_tf.layers.normalization import param_free_norm
 from spade_tf.layers.resize import resize_nearest
+from spade_tf.layers.segmap_reader import SegmapReader
 
 # SPADE computes mlp_shared from a label index by lookups on feature maps of
 # at least this many pixels, by a conv of the index's one-hot map below.
@@ -166,38 +167,24 @@ class SPADE(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="spade_tf")
-class LabelIndex(keras.layers.Layer):
+class LabelIndex(SegmapReader):
     """One-hot segmap -> SPADE's label index: int32 [B, H, W].
 
     Each pixel's label channel (the argmax of the ``classes`` label channels;
     ``classes`` where they are all zero: an id out of range, which the conv
     reads as a zero vector), plus ``classes + 1`` on instance edges. SPADE
     reads it as the segmap it encodes; it assumes what ``make_segmap``
-    builds, a one-hot map with 0/1 edges.
-
-    Args:
-        classes: label channels of the segmap (classes + don't-care).
-        instance_edges: whether the segmap ends with the edge channel.
+    builds, a one-hot map with 0/1 edges. Args: ``SegmapReader``'s.
     """
 
-    def __init__(self, classes, instance_edges=False, **kwargs):
-        super().__init__(**kwargs)
-        self.classes = classes
-        self.instance_edges = bool(instance_edges)
-
     def call(self, segmap):
-        labels = segmap[..., :self.classes]
+        labels = self.labels(segmap)
         index = ops.where(ops.max(labels, axis=-1) > 0.5,
                           ops.cast(ops.argmax(labels, axis=-1), "int32"), self.classes)
         if self.instance_edges:
-            edges = ops.cast(segmap[..., self.classes] > 0.5, "int32")
+            edges = ops.cast(self.edges(segmap) > 0.5, "int32")
             index = index + (self.classes + 1) * edges
         return index
 
     def compute_output_spec(self, segmap):
         return keras.KerasTensor(segmap.shape[:-1], dtype="int32")
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(classes=self.classes, instance_edges=self.instance_edges)
-        return config
