@@ -53,11 +53,7 @@ def takes_positional(variant: str, config) -> bool:
 def positional_tflite(module: SynthesisModule) -> bytes:
     """The float32 TFLite file of CLADE-ICPE's maps: ``label`` int32 [1, H, W] ->
     ``positional`` float32 [1, H, W, 2], as the generator graphs compute them."""
-    with tempfile.TemporaryDirectory() as tmp:
-        module.save(tmp, module.positional_endpoint())
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serving_default"])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        return converter.convert()
+    return _convert_endpoint(module, module.positional_endpoint(), "float32")
 
 
 def to_tflite(module: SynthesisModule, variant: str,
@@ -97,8 +93,14 @@ def to_tflite(module: SynthesisModule, variant: str,
     given_maps = takes_positional(variant, module.config)
     if given_maps and representative is not None:
         representative = _with_positional(representative)
+    return _convert_endpoint(module, module.tflite_endpoint(positional_input=given_maps), variant, representative,
+                             float_scope)
+
+
+def _convert_endpoint(module, endpoint, variant, representative=None, float_scope=None) -> bytes:
+    """``endpoint`` (a concrete function of ``module``) through a SavedModel to TFLite."""
     with tempfile.TemporaryDirectory() as tmp:
-        module.save(tmp, module.tflite_endpoint(positional_input=given_maps))
+        module.save(tmp, endpoint)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serving_default"])
         return _convert(converter, variant, representative, float_scope)
 
