@@ -29,7 +29,8 @@ class RedScaledToCocoIds(tf.Module):
 @pytest.mark.slow
 def test_train_with_periodic_eval_then_evaluate_cli(coco_mini, tmp_path):
     workdir = str(tmp_path / "run")
-    config = get_preset("coco", crop_size=64, load_size=72, ngf=8, ndf=8, use_vgg_loss=False, batch_size=2)
+    config = get_preset("coco", crop_size=64, load_size=72, ngf=8, ndf=8, use_vgg_loss=False, batch_size=2,
+                        num_D=1, n_layers_D=2)
     summary = train(config, TrainOptions(workdir=workdir, dataset_dir=coco_mini, max_steps=2,
                                          checkpoint_every=2, eval_every=2, eval_images=3, verbose=False))
     assert summary["step"] == 2

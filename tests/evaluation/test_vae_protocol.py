@@ -33,7 +33,7 @@ def test_periodic_fid_equals_evaluate_fid_on_the_same_images(tmp_path, monkeypat
         monkeypatch.setattr(module, "build_feature_extractor", lambda network, weights: ColourFeatures())
     workdir = str(tmp_path / "vae")
     config = get_preset("synthetic", crop_size=32, load_size=32, ngf=8, ndf=8, use_vae=True, z_dim=16,
-                        use_vgg_loss=False, batch_size=2,
+                        use_vgg_loss=False, batch_size=2, num_D=1, n_layers_D=2,
                         init_variance=1.0)  # the official 0.02 leaves the images nearly independent of the latent
     train(config, TrainOptions(workdir=workdir, max_steps=2, checkpoint_every=2, log_every=1, sample_every=100,
                                eval_every=2, eval_images=6, verbose=False))

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,47 +35,67 @@ def generator_kernels(path):
     return {n: reader.get_tensor(n) for n in names}
 
 
+def first_run(workdir, norm):
+    """Three steps: checkpoints at 2 and 3, samples at 2 and 3."""
+    cfg = get_preset("synthetic", **TINY, **norm)
+    summary = train(cfg, options(workdir, max_steps=3))
+    return cfg, workdir, summary
+
+
+@pytest.fixture(scope="module")
+def spade_run(tmp_path_factory):
+    """SPADE's first run, shared: tests that go on from it train a copy."""
+    return first_run(tmp_path_factory.mktemp("spade") / "run", {})
+
+
+def copy_of(run, tmp_path):
+    target = tmp_path / "run"
+    shutil.copytree(run, target)
+    return target
+
+
 # CLADE without ICPE is not a case of its own: CLADE-ICPE runs the same class
 # tables and adds the positional maps (34 s of CI saved).
 @pytest.mark.parametrize("norm", [
     dict(), dict(norm_mode="clade", use_positional_encoding=True), dict(norm_mode="sean", style_dim=8),
 ], ids=["spade", "clade_icpe", "sean"])
-def test_train_writes_checkpoints_logs_samples_and_resumes(tmp_path, capsys, norm):
-    cfg = get_preset("synthetic", **TINY, **norm)
-    summary = train(cfg, options(tmp_path, max_steps=3))
+def test_train_writes_checkpoints_logs_samples_and_resumes(tmp_path, capsys, request, norm):
+    cfg, first, summary = request.getfixturevalue("spade_run") if not norm else first_run(tmp_path / "first", norm)
     assert summary["step"] == 3 and not summary["resumed"]
-    assert checkpoints(tmp_path) == ["ckpt-2", "ckpt-3"]
-    assert json.load(open(tmp_path / "config.json"))["ngf"] == 4
-    assert sorted(os.listdir(tmp_path / "samples")) == ["step_00000002.png", "step_00000003.png"]
-    assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "logs"))
+    assert checkpoints(first) == ["ckpt-2", "ckpt-3"]
+    assert json.load(open(first / "config.json"))["ngf"] == 4
+    assert sorted(os.listdir(first / "samples")) == ["step_00000002.png", "step_00000003.png"]
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(first / "logs"))
     assert all(np.isfinite(v) for v in summary["logs"].values())
-    step3 = generator_kernels(tmp_path / "checkpoints" / "ckpt-3")
+    step3 = generator_kernels(first / "checkpoints" / "ckpt-3")
 
-    summary = train(cfg, TrainOptions(**{**options(tmp_path, max_steps=5).__dict__, "verbose": True}))
+    workdir = copy_of(first, tmp_path)
+    capsys.readouterr()
+    summary = train(cfg, TrainOptions(**{**options(workdir, max_steps=5).__dict__, "verbose": True}))
     assert summary["resumed"] and summary["step"] == 5
     assert "resumed from step 3" in capsys.readouterr().out
-    step5 = generator_kernels(tmp_path / "checkpoints" / "ckpt-5")
+    step5 = generator_kernels(workdir / "checkpoints" / "ckpt-5")
     assert step3.keys() == step5.keys() and len(step3) > 10
     moved = sum(not np.array_equal(step3[k], step5[k]) for k in step3)
     assert moved > 0.9 * len(step3)  # training went on (biases before batch norm get ~0 gradient)
 
 
-def test_resume_with_another_config_is_refused(tmp_path):
-    train(get_preset("synthetic", **TINY), options(tmp_path, max_steps=1))
+def test_resume_with_another_config_is_refused(spade_run, tmp_path):
+    workdir = copy_of(spade_run[1], tmp_path)
     with pytest.raises(ConfigMismatchError, match=r"(?s)refusing to resume.*ngf: 4 in .*config.json, 8 now"):
-        train(get_preset("synthetic", **{**TINY, "ngf": 8}), options(tmp_path, max_steps=2))
+        train(get_preset("synthetic", **{**TINY, "ngf": 8}), options(workdir, max_steps=4))
+    assert checkpoints(workdir) == ["ckpt-2", "ckpt-3"]
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    cfg = get_preset("synthetic", **TINY)
-    train(cfg, options(tmp_path, max_steps=2))
-    assert checkpoints(tmp_path) == ["ckpt-2"]
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(spade_run, tmp_path):
+    cfg, first, _ = spade_run
+    workdir = copy_of(first, tmp_path)
     # Resume with the same config file but a diverging loss weight.
     bad = cfg.replace(lambda_feat=1e39)  # a valid (finite) config value that overflows float32 to inf
-    os.remove(tmp_path / "config.json")
-    with pytest.raises(TrainingDivergedError, match=r"G_GAN_Feat=inf.* at step 3: .*last good checkpoint is ckpt-2"):
-        train(bad, options(tmp_path, max_steps=6))
-    assert checkpoints(tmp_path) == ["ckpt-2"]
+    os.remove(workdir / "config.json")
+    with pytest.raises(TrainingDivergedError, match=r"G_GAN_Feat=inf.* at step 4: .*last good checkpoint is ckpt-3"):
+        train(bad, options(workdir, max_steps=6))
+    assert checkpoints(workdir) == ["ckpt-2", "ckpt-3"]
 
 
 def test_bad_options_are_named():
