@@ -323,9 +323,12 @@ def _step_function(run: _Run, model: SPADEGAN, iterator):
     strategy = run.strategy
     replica_fn = model.train_step
     if run.options.jit_compile:
-        replica_fn = tf.function(replica_fn, jit_compile=True)
+        replica_fn = tf.function(replica_fn, jit_compile=True, autograph=False)
 
-    @tf.function
+    # No AutoGraph: the step has no Python control flow on tensors (layers,
+    # models and losses are backend-neutral keras.ops; train_step uses
+    # tf.cond), and converting its ~200 functions was a third of the trace.
+    @tf.function(autograph=False)
     def train_step(it):
         per_replica = strategy.run(replica_fn, args=(next(it),))
         return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in per_replica.items()}

@@ -42,7 +42,7 @@ SCRIPT = textwrap.dedent("""
             ds = strategy.experimental_distribute_dataset(ds)
         batch = next(iter(ds))
 
-        @tf.function
+        @tf.function(autograph=False)  # as the trainer's step
         def step(b):
             out = strategy.run(model.train_step, args=(b,))
             return {k: strategy.reduce("MEAN", v, axis=None) for k, v in out.items()}
