@@ -54,7 +54,7 @@ def pytest_xdist_auto_num_workers(config):
 # write {nodeid: group} to a file the controller named; the controller's
 # scheduler hands out whole groups, most tests first. (xdist's own
 # `--dist loadgroup` tags nodeids, which pytest 9.2 no longer lets a plugin do.)
-def test_groups(items):
+def fixture_groups(items):
     parent = {}
 
     def root(key):
@@ -91,12 +91,14 @@ def pytest_collection_modifyitems(config, items):
     path = getattr(config, "workerinput", {}).get("test_groups_file")
     if path:
         with open(f"{path}.{os.getpid()}", "w") as f:
-            json.dump(test_groups(items), f)
+            json.dump(fixture_groups(items), f)
         os.replace(f"{path}.{os.getpid()}", path)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "load":  # -n's default; an explicit --dist=... is xdist's
+        return None
     from xdist.scheduler import LoadScopeScheduling
 
     class GroupScheduling(LoadScopeScheduling):
