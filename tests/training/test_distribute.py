@@ -10,6 +10,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SCRIPT = textwrap.dedent("""
+    import sys
+
     import numpy as np, tensorflow as tf, keras
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -17,7 +19,6 @@ SCRIPT = textwrap.dedent("""
     from spade_tf.layers import set_noise
     from spade_tf.training import SPADEGAN
 
-    import sys
     norm_mode = sys.argv[1]
     cfg = get_preset("coco", ngf=4, ndf=4, crop_size=32, load_size=32, spade_hidden=8, num_D=1, n_layers_D=2,
                      use_vgg_loss=False, batch_size=4, param_free_norm_G="syncbatch", norm_mode=norm_mode,
