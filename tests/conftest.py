@@ -64,12 +64,12 @@ def fixture_groups(items):
             key = parent[key]
         return key
 
+    modules = {item.nodeid: item.nodeid.split("::")[0] for item in items}
     for item in items:
-        module = item.nodeid.split("::")[0]
         for name, defs in item._fixtureinfo.name2fixturedefs.items():
             if defs and defs[-1].scope == "session" and defs[-1].baseid:  # ours, not pytest's
-                parent[root(f"fixture {name}")] = root(module)
-    return {item.nodeid: root(item.nodeid.split("::")[0]) for item in items}
+                parent[root(f"fixture {name}")] = root(modules[item.nodeid])
+    return {nodeid: root(module) for nodeid, module in modules.items()}
 
 
 def pytest_configure(config):
@@ -97,7 +97,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    if config.getoption("dist") != "load":  # -n's default; an explicit --dist=... is xdist's
+    if config.getoption("dist") != "load":  # -n's default; any other --dist is xdist's own
         return None
     from xdist.scheduler import LoadScopeScheduling
 
