@@ -116,7 +116,10 @@ class SPADE(keras.layers.Layer):
         kernel = ops.concatenate([ops.cast(self.mlp_gamma.kernel, dtype), ops.cast(self.mlp_beta.kernel, dtype)], -1)
         both = ops.conv(actv, kernel, strides=1, padding="same")
         both = both + ops.concatenate([ops.cast(self.mlp_gamma.bias, dtype), ops.cast(self.mlp_beta.bias, dtype)])
-        return both[..., :self.channels], both[..., self.channels:]
+        # A split, not two slices: its gradient is one concatenation, where
+        # each slice's is a zero-filled full-size tensor and the two are added.
+        gamma, beta = ops.split(both, 2, axis=-1)
+        return gamma, beta
 
     def shared_from_index(self, index, dtype):
         """``mlp_shared`` of the one-hot map whose ``LabelIndex`` is ``index`` [B, h, w].
@@ -140,15 +143,16 @@ class SPADE(keras.layers.Layer):
         rows = ops.concatenate([kernel[:, :classes], ops.zeros_like(kernel[:, :1])], axis=1)
         if self.instance_edges:  # index = class + (classes + 1) * edge
             rows = ops.concatenate([rows, rows + kernel[:, classes:classes + 1]], axis=1)
-        n_rows = rows.shape[1]
         bias = ops.cast(self.mlp_shared.bias, dtype)
-        table = ops.reshape(rows, (k * k * n_rows, -1))
         p = k // 2
         padded = ops.pad(index, [[0, 0], [p, p], [p, p]], constant_values=classes)
         out = None
+        # One table per offset, not one table of all offsets: each lookup's
+        # gradient is then summed into its own small table, where lookups in
+        # one table had their gradients concatenated (k*k feature maps) first.
         for offset in range(k * k):
             dy, dx = divmod(offset, k)
-            rows_here = ops.take(table, padded[:, dy:dy + h, dx:dx + w] + offset * n_rows, axis=0)
+            rows_here = ops.take(rows[offset], padded[:, dy:dy + h, dx:dx + w], axis=0)
             out = rows_here if out is None else out + rows_here
         return out + bias
 

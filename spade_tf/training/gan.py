@@ -199,8 +199,9 @@ class SPADEGAN(keras.Model):
             {"segmap": tf.concat([segmap, segmap], 0), "image": tf.concat([fake, real], 0)},
             training=training,
         ))
-        n = tf.shape(real)[0]
-        return ([[t[:n] for t in scale] for scale in pred], [[t[n:] for t in scale] for scale in pred])
+        # Halves by a split (its gradient is one concatenation), not slices.
+        halves = [[tf.split(t, 2) for t in scale] for scale in pred]
+        return [[f for f, _ in scale] for scale in halves], [[r for _, r in scale] for scale in halves]
 
     def generator_losses(self, segmap, image, training=True):
         """Dict of the generator's loss terms, each as official (KLD summed over the batch)."""
