@@ -25,6 +25,37 @@ def _moments(x, axes, keepdims=False):
     return mean, variance
 
 
+def _normalize(x, axes, epsilon):
+    """``(x - mean) * rsqrt(variance + epsilon)`` with x's own two-pass moments
+    over ``axes``; returns it and the moments (mean, variance: no gradient).
+
+    The gradient is written out, the batch-norm backward
+    ``rsqrt(variance + epsilon) * (dy - mean(dy) - y * mean(dy * y))``: what
+    automatic differentiation of the formula gives, with about half the
+    full-size tensors. The moments are computed outside the custom-gradient
+    function and passed in (JAX refuses to differentiate with respect to
+    values a custom gradient closes over); their gradients are zeros, as
+    the formula's are accounted for in the written-out one.
+    """
+    mean, variance = _moments(ops.stop_gradient(x), axes, keepdims=True)
+    inv_std = ops.rsqrt(variance + epsilon)
+
+    @ops.custom_gradient
+    def normalize(x, mean, inv_std):
+        outputs = (x - mean) * inv_std
+
+        def grad(*args, upstream=None):
+            dy = args[0] if upstream is None else upstream  # TF and JAX pass it first, torch by name
+            dy_mean = ops.mean(dy, axis=axes, keepdims=True)
+            projection = ops.mean(dy * outputs, axis=axes, keepdims=True)
+            dx = (dy - dy_mean - outputs * projection) * inv_std
+            return dx, ops.zeros_like(mean), ops.zeros_like(inv_std)
+
+        return outputs, grad
+
+    return normalize(x, mean, inv_std), mean, variance
+
+
 def _replica_context():
     """The tf.distribute replica context when statistics must be synchronized
     across more than one replica, else None.
@@ -121,18 +152,19 @@ class BatchNorm(keras.layers.Layer):
         if training:
             context = _replica_context() if self.synchronized else None
             if context is None:
-                mean, variance = _moments(x, axes=(0, 1, 2))
+                outputs, mean, variance = _normalize(x, (0, 1, 2), self.epsilon)
+                mean, variance = ops.reshape(mean, (-1,)), ops.reshape(variance, (-1,))
                 shape = ops.shape(x)
                 count = ops.cast(shape[0] * shape[1] * shape[2], "float32")
             else:
                 mean, variance, count = _cross_replica_moments(x, [0, 1, 2], context)
+                outputs = (x - mean) * ops.rsqrt(variance + self.epsilon)
             unbiased = variance * count / ops.maximum(count - 1.0, 1.0)
             m = self.momentum
             self.moving_mean.assign((1.0 - m) * self.moving_mean + m * mean)
             self.moving_variance.assign((1.0 - m) * self.moving_variance + m * unbiased)
         else:
-            mean, variance = self.moving_mean, self.moving_variance
-        outputs = (x - mean) * ops.rsqrt(variance + self.epsilon)
+            outputs = (x - self.moving_mean) * ops.rsqrt(self.moving_variance + self.epsilon)
         return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
@@ -159,6 +191,8 @@ class InstanceNorm(keras.layers.Layer):
 
     Call args:
         inputs: [B, H, W, C].
+        training: only selects how the gradient is computed (the output is
+            the same).
 
     Returns:
         Tensor of the input's shape and dtype.
@@ -170,10 +204,13 @@ class InstanceNorm(keras.layers.Layer):
             raise ValueError(f"epsilon={epsilon!r} is not valid; expected > 0.")
         self.epsilon = epsilon
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         x = ops.cast(inputs, "float32")
-        mean, variance = _moments(x, axes=(1, 2), keepdims=True)
-        outputs = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        if training:  # the same numbers, with the written-out gradient
+            outputs, _, _ = _normalize(x, (1, 2), self.epsilon)
+        else:  # no custom-gradient op in inference (exported) graphs
+            mean, variance = _moments(x, axes=(1, 2), keepdims=True)
+            outputs = (x - mean) * ops.rsqrt(variance + self.epsilon)
         return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

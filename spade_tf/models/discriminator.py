@@ -87,7 +87,7 @@ class NLayerDiscriminator(keras.layers.Layer):
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             x = conv(x, training=training)
             if norm is not None:
-                x = norm(x)
+                x = norm(x, training=training)
             if i < last:
                 x = ops.leaky_relu(x, 0.2)
             results.append(x)

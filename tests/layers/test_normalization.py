@@ -209,3 +209,78 @@ def test_layer_contract(tmp_path, layer_cls, kwargs, non_trainable):
         layer_cls, kwargs, [(2, 8, 8, 3)], (2, 8, 8, 3), tmp_path,
         expected_num_trainable_weights=0, expected_num_non_trainable_weights=non_trainable,
     )
+
+
+# The norms' gradient in training is written out (a custom gradient, which each
+# backend implements its own way): checked on every backend against central
+# differences of the float64 NumPy formula.
+GRADIENT_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np, keras
+    from spade_tf.layers import BatchNorm, InstanceNorm
+
+    def input_gradient(layer, x, r):
+        backend = keras.backend.backend()
+        layer.build(x.shape)
+        if backend == "tensorflow":
+            import tensorflow as tf
+            x = tf.constant(x)
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(layer(x, training=True) * r)
+            return tape.gradient(loss, x).numpy()
+        if backend == "jax":
+            import jax, jax.numpy as jnp
+            state = [v.value for v in layer.non_trainable_variables]
+            def loss(x):
+                return jnp.sum(layer.stateless_call([], state, x, training=True)[0] * r)
+            return np.asarray(jax.grad(loss)(jnp.asarray(x)))
+        import torch
+        x = torch.tensor(x, requires_grad=True)
+        (layer(x, training=True) * torch.tensor(r)).sum().backward()
+        return x.grad.numpy()
+
+    x, r = np.load(sys.argv[1]), np.load(sys.argv[2])
+    np.savez(sys.argv[3], backend=keras.backend.backend(),
+             batch=input_gradient(BatchNorm(), x, r), instance=input_gradient(InstanceNorm(), x, r))
+""")
+
+
+def _finite_difference_gradient(x, r, axes):
+    """d/dx sum(normalize(x) * r), central differences of the float64 formula."""
+    def loss(x):
+        mean = x.mean(axis=axes, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+        return np.sum((x - mean) / np.sqrt(var + 1e-5) * r)
+
+    x = x.astype("float64")
+    grad = np.zeros_like(x)
+    step = 1e-5
+    for i in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[i] += step
+        down[i] -= step
+        grad[i] = (loss(up) - loss(down)) / (2 * step)
+    return grad
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_norm_gradients_in_training_match_finite_differences(tmp_path, rng, backend):
+    x = rng.normal(2.0, 3.0, size=(2, 5, 4, 3)).astype("float32")
+    r = rng.normal(size=x.shape).astype("float32")  # a loss whose gradient is not ~0 (sum(y^2) is constant)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "r.npy", r)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": root, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": "",
+           "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", GRADIENT_SCRIPT, *(str(tmp_path / n) for n in ("x.npy", "r.npy", "g.npz"))],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    grads = np.load(tmp_path / "g.npz")
+    assert str(grads["backend"]) == backend
+    for name, axes in (("batch", (0, 1, 2)), ("instance", (1, 2))):
+        expected = _finite_difference_gradient(x, r, axes)
+        assert np.abs(expected).max() > 0.1  # a gradient there to compare
+        np.testing.assert_allclose(grads[name], expected, atol=2e-4, err_msg=name)
