@@ -203,11 +203,28 @@ class SPADEGAN(keras.Model):
         halves = [[tf.split(t, 2) for t in scale] for scale in pred]
         return [[f for f, _ in scale] for scale in halves], [[r for _, r in scale] for scale in halves]
 
+    def discriminate_for_generator(self, segmap, fake, real, training=True):
+        """``discriminate`` as the generator's step needs it: (pred_fake, pred_real), the
+        real predictions constants.
+
+        The same numbers in two passes. D on the fake half (with its spectral-norm power
+        iteration, as the official one batch of fake and real), then on the real half with
+        the stored u, v that iteration has just written, so the same kernels (instance norm
+        and the rest of D are per sample). The generator's gradient then runs back through
+        the fake half alone: one batch of fake and real computed D's input gradient for the
+        real images as well, to throw it away.
+        """
+        segmap = _conditions(segmap)["segmap"]
+        pred_fake = as_scales(self.discriminator(
+            {"segmap": segmap, "image": tf.cast(fake, real.dtype)}, training=training))
+        pred_real = as_scales(self.discriminator({"segmap": segmap, "image": real}, training=False))
+        return pred_fake, [[tf.stop_gradient(t) for t in scale] for scale in pred_real]
+
     def generator_losses(self, segmap, image, training=True):
         """Dict of the generator's loss terms, each as official (KLD summed over the batch)."""
         c = self.config
         fake, mean, logvar = self.generate(segmap, image, training)
-        pred_fake, pred_real = self.discriminate(segmap, fake, image, training)
+        pred_fake, pred_real = self.discriminate_for_generator(segmap, fake, image, training)
         out = {"G_GAN": losses.gan_loss(pred_fake, True, for_discriminator=False, gan_mode=c.gan_mode)}
         if c.use_gan_feat_loss:
             out["G_GAN_Feat"] = losses.feature_matching_loss(pred_fake, pred_real, c.lambda_feat)

@@ -56,6 +56,42 @@ def test_generator_step_moves_g_and_e_only_and_discriminator_step_d_only(rng):
     assert not any(changed(g1, g_vars))
 
 
+def test_generator_step_discriminates_as_one_batch_of_fake_and_real(rng):
+    # The generator's step runs D on the fake, then on the real half with the
+    # power iteration's stored u, v: the predictions, the power iteration (once)
+    # and the gradient reaching the generator are those of the official one batch.
+    from spade_tf import losses
+
+    cfg = tiny(use_vae=False)
+    model = SPADEGAN(cfg)
+    model.compile(steps_per_epoch=10)
+    data = batch(rng, cfg)
+    fake = tf.constant(rng.uniform(-1, 1, size=(2, 32, 32, 3)).astype("float32"))
+    vectors = [v for v in model.discriminator.non_trainable_variables if v.path.endswith(("/u", "/v"))]
+    assert len(vectors) == 2 * 2 * 3  # u and v of model1..3_conv at each of the 2 scales (as official)
+    start = snapshot(vectors)
+
+    def run(discriminate):
+        for variable, value in zip(vectors, start):
+            variable.assign(value)
+        with tf.GradientTape() as tape:
+            tape.watch(fake)
+            pred_fake, pred_real = discriminate(data["segmap"], fake, data["image"])
+            loss = losses.gan_loss(pred_fake, True, for_discriminator=False) + losses.feature_matching_loss(
+                pred_fake, pred_real)
+        return pred_fake, pred_real, tape.gradient(loss, fake).numpy(), snapshot(vectors)
+
+    one_batch = run(model.discriminate)
+    two_passes = run(model.discriminate_for_generator)
+    for a, b in zip(tf.nest.flatten(one_batch[:2]), tf.nest.flatten(two_passes[:2])):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+    assert np.abs(one_batch[2]).max() > 1e-4  # a gradient to compare
+    np.testing.assert_allclose(two_passes[2], one_batch[2], rtol=1e-4, atol=1e-7)
+    assert all(changed(start, vectors))  # one power iteration ran...
+    for a, b in zip(one_batch[3], two_passes[3]):  # ...the same as the one batch's
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+
+
 def test_train_step_logs_every_term_and_counts_steps(rng):
     cfg = tiny(use_vgg_loss=True)
     model = SPADEGAN(cfg)
