@@ -88,21 +88,25 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
+def _run_script(script, backend, *args):
+    """Runs ``script`` with ``args`` in a fresh process on a Keras backend, CPU only; its stdout."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": root, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": "",
+           "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return result.stdout
+
+
 def test_synchronized_batch_norm_under_mirrored_strategy_uses_global_batch(tmp_path, rng):
     x = _large_mean_input(rng, (4, 8, 8, 4))
     # The two replicas' halves differ (means 0.5 apart), so per-replica
     # statistics would be far off the global batch's.
     x[2:] += 0.5
     np.save(tmp_path / "x.npy", x)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "CUDA_VISIBLE_DEVICES": "", "KERAS_BACKEND": "tensorflow"}
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    stdout = _run_script(MIRRORED_SCRIPT, "tensorflow", tmp_path / "x.npy", tmp_path / "y.npy")
+    stats = json.loads(stdout.strip().splitlines()[-1])
     expected, moving_mean, moving_var = _two_pass_float64(x)
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-2)
     for replica in range(2):  # each mirrored copy holds the global batch's update
@@ -127,13 +131,7 @@ def test_norms_are_accurate_at_large_mean_over_std_on_torch(tmp_path, rng):
     # here and instance norm NaN (a negative variance).
     x = _large_mean_input(rng, (2, 8, 8, 4))
     np.save(tmp_path / "x.npy", x)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = {**os.environ, "PYTHONPATH": root, "KERAS_BACKEND": "torch", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", TORCH_SCRIPT, str(tmp_path / "x.npy"), str(tmp_path / "y.npz")],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    _run_script(TORCH_SCRIPT, "torch", tmp_path / "x.npy", tmp_path / "y.npz")
     outputs = np.load(tmp_path / "y.npz")
     assert str(outputs["backend"]) == "torch"
     np.testing.assert_allclose(outputs["batch"], _two_pass_float64(x)[0], atol=1e-2)
@@ -270,14 +268,7 @@ def test_norm_gradients_in_training_match_finite_differences(tmp_path, rng, back
     r = rng.normal(size=x.shape).astype("float32")  # a loss whose gradient is not ~0 (sum(y^2) is constant)
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "r.npy", r)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = {**os.environ, "PYTHONPATH": root, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": "",
-           "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [sys.executable, "-c", GRADIENT_SCRIPT, *(str(tmp_path / n) for n in ("x.npy", "r.npy", "g.npz"))],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    _run_script(GRADIENT_SCRIPT, backend, *(tmp_path / n for n in ("x.npy", "r.npy", "g.npz")))
     grads = np.load(tmp_path / "g.npz")
     assert str(grads["backend"]) == backend
     for name, axes in (("batch", (0, 1, 2)), ("instance", (1, 2))):
