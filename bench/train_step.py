@@ -11,6 +11,8 @@ shapes, in one process. Every variant is built and warmed up first; then the
 variants are timed in interleaved rounds (A, B, C, A, B, C, ...) and the
 median and best round per variant are reported, so a machine shared with
 other jobs slows all of them alike as far as it can. PyTorch gets as many threads as there are cores.
+``--profile_steps=N`` then traces N steps of the first variant and prints the
+op time per op type (where the step goes).
 
 ``--nvlabs_dir`` is a checkout of NVlabs/SPADE (CC BY-NC-SA: kept outside
 this repository, never vendored). It is imported as is, with stand-ins so
@@ -46,6 +48,11 @@ flags.DEFINE_bool("use_vgg_loss", False, "Include the VGG19 perceptual loss (ran
 flags.DEFINE_list(
     "variants", ["float32", "float32+xla"],
     "Our variants: float32, mixed_bfloat16, mixed_float16, each optionally +xla.",
+)
+flags.DEFINE_integer(
+    "profile_steps", 0,
+    "After the timing, trace this many steps of the first variant (tf.profiler) and print its op time "
+    "per op type.", lower_bound=0,
 )
 flags.DEFINE_string(
     "nvlabs_dir", None, "A checkout of NVlabs/SPADE: also time the official trainer step."
@@ -194,6 +201,41 @@ def _torchvision_stand_in():
     return module
 
 
+def _profile(run, steps):
+    """Op time per op type over ``steps`` traced steps: {op type: seconds per step}.
+
+    Summed over TensorFlow's executor threads (ops run two at a time on two
+    cores, so the total exceeds the wall time), read from the trace's XPlane
+    file, no TensorBoard needed.
+    """
+    import collections
+    import glob
+    import tempfile
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        for _ in range(steps):
+            run()
+        tf.profiler.experimental.stop()
+        [path] = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
+        space = xplane_pb2.XSpace()
+        with open(path, "rb") as f:
+            space.ParseFromString(f.read())
+    per_type = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):  # the executor threads' op events
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name  # "<op name>:<op type>"
+                if ":" in name and not name.startswith("ExecutorState"):  # that one spans the whole step
+                    per_type[name.rpartition(":")[2]] += event.duration_ps / 1e12 / steps
+    return per_type
+
+
 def main(argv):
     del argv
     if FLAGS.nvlabs_dir:
@@ -245,6 +287,15 @@ def main(argv):
         print(f"{name:>18}: median {median:6.3f} s/it x{median / base:.2f}  "
               f"best {best:6.3f} s/it x{best / base_best:.2f}  "
               f"({FLAGS.batch_size / best:.2f} img/s; rounds: {', '.join(f'{v:.2f}' for v in values)})")
+    if FLAGS.profile_steps:
+        name = FLAGS.variants[0]
+        per_type = _profile(runs[name], FLAGS.profile_steps)
+        total = sum(per_type.values())
+        conv = sum(v for k, v in per_type.items() if "Conv2D" in k)
+        print(f"{name}: op time {total:.2f} s per step over all threads, convolutions {conv / total:.0%}; "
+              "largest op types:")
+        for op_type, seconds in per_type.most_common(15):
+            print(f"{op_type:>36}: {seconds:6.3f} s ({seconds / total:.1%})")
 
 if __name__ == "__main__":
     app.run(main)
